@@ -1,0 +1,106 @@
+"""System checks for the ``EDU_DL`` settings dict (``manage.py check``; also run by workers).
+
+Ids: E001 not a dict, E002 unknown option, E003 DEVICE, E004 ARTIFACT_STORAGE,
+E005 a number out of range, E006 time limits in the wrong order, E007 KT_MODEL unknown.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.checks import Error, Tags, register
+
+from edu_dl.conf import DEFAULTS, KNOWN_DEVICES
+
+POSITIVE_NUMBERS = (
+    "TRAINING_HEARTBEAT_TIMEOUT_S",
+    "TRAINING_REQUEUE_AFTER_S",
+    "TRAINING_SOFT_TIME_LIMIT_S",
+    "TRAINING_HARD_TIME_LIMIT_S",
+    "KT_EPOCHS",
+    "KT_MIN_INTERACTIONS",
+)
+KT_MODELS = ("dkt",)
+
+
+@register(Tags.compatibility)
+def check_edu_dl_settings(app_configs=None, **kwargs) -> list[Error]:
+    options = getattr(settings, "EDU_DL", {})
+    if not isinstance(options, dict):
+        return [
+            Error(
+                f"settings.EDU_DL must be a dict, not {type(options).__name__}.",
+                id="edu_dl.E001",
+            )
+        ]
+    errors: list[Error] = []
+    for name in sorted(set(options) - set(DEFAULTS)):
+        errors.append(
+            Error(
+                f"settings.EDU_DL[{name!r}] is not an edu_dl option.",
+                hint=f"Known options: {', '.join(sorted(DEFAULTS))}.",
+                id="edu_dl.E002",
+            )
+        )
+    merged = {**DEFAULTS, **options}
+    if merged["DEVICE"] not in KNOWN_DEVICES:
+        errors.append(
+            Error(
+                f"settings.EDU_DL['DEVICE'] (EDU_DL_DEVICE) is {merged['DEVICE']!r}; "
+                f"it must be one of {', '.join(KNOWN_DEVICES)}.",
+                id="edu_dl.E003",
+            )
+        )
+    storages = getattr(settings, "STORAGES", {})
+    if merged["ARTIFACT_STORAGE"] not in storages:
+        errors.append(
+            Error(
+                f"settings.EDU_DL['ARTIFACT_STORAGE'] is {merged['ARTIFACT_STORAGE']!r}, "
+                "which is not an alias in settings.STORAGES.",
+                id="edu_dl.E004",
+            )
+        )
+    for name in POSITIVE_NUMBERS:
+        value = merged[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            errors.append(
+                Error(
+                    f"settings.EDU_DL[{name!r}] must be a positive whole number, not {value!r}.",
+                    id="edu_dl.E005",
+                )
+            )
+    threads = merged["TORCH_THREADS"]
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        errors.append(
+            Error(
+                f"settings.EDU_DL['TORCH_THREADS'] must be 0 or a positive whole number, "
+                f"not {threads!r}.",
+                id="edu_dl.E005",
+            )
+        )
+    share = merged["KT_VALIDATION_SHARE"]
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share < 1:
+        errors.append(
+            Error(
+                f"settings.EDU_DL['KT_VALIDATION_SHARE'] must be a number between 0 and 1, "
+                f"not {share!r}.",
+                id="edu_dl.E005",
+            )
+        )
+    soft, hard = merged["TRAINING_SOFT_TIME_LIMIT_S"], merged["TRAINING_HARD_TIME_LIMIT_S"]
+    if isinstance(soft, int) and isinstance(hard, int) and soft >= hard:
+        errors.append(
+            Error(
+                "settings.EDU_DL['TRAINING_SOFT_TIME_LIMIT_S'] must be below "
+                "TRAINING_HARD_TIME_LIMIT_S, so a run can record its failure before it is killed.",
+                id="edu_dl.E006",
+            )
+        )
+    if merged["KT_MODEL"] not in KT_MODELS:
+        errors.append(
+            Error(
+                f"settings.EDU_DL['KT_MODEL'] is {merged['KT_MODEL']!r}; "
+                f"known models: {', '.join(KT_MODELS)}.",
+                id="edu_dl.E007",
+            )
+        )
+    return errors

@@ -1,0 +1,58 @@
+"""The app's options: one ``EDU_DL`` dict in the Django settings, read lazily.
+
+Like DRF's ``api_settings``: ``from edu_dl.conf import edu_settings; edu_settings.DEVICE``.
+Nothing is read at import time, so tests can override ``EDU_DL`` with ``override_settings`` and
+see the change at once. Validation lives in :mod:`edu_dl.checks` (ids ``edu_dl.E001`` ...).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+DEFAULTS: dict[str, Any] = {
+    # Where model artifacts are written: the alias of an entry in settings.STORAGES.
+    "ARTIFACT_STORAGE": "edu_dl_artifacts",
+    # Torch device for training and inference in workers: "cpu", "cuda" or "auto".
+    "DEVICE": "cpu",
+    # Torch intra-op threads in a worker (0 = torch's default, one per core).
+    "TORCH_THREADS": 0,
+    # A running TrainingRun whose heartbeat is older than this is failed by the sweeper.
+    "TRAINING_HEARTBEAT_TIMEOUT_S": 600,
+    # A queued TrainingRun not started after this long is enqueued again by the sweeper.
+    "TRAINING_REQUEUE_AFTER_S": 300,
+    # Celery soft / hard time limits of one training task.
+    "TRAINING_SOFT_TIME_LIMIT_S": 3600,
+    "TRAINING_HARD_TIME_LIMIT_S": 3900,
+    # Knowledge-tracing training defaults (a course can override per request).
+    "KT_MODEL": "dkt",
+    "KT_EPOCHS": 30,
+    "KT_VALIDATION_SHARE": 0.2,
+    "KT_MIN_INTERACTIONS": 50,
+}
+
+KNOWN_DEVICES = ("cpu", "cuda", "auto")
+
+
+class EduDlSettings:
+    """Attribute access to ``settings.EDU_DL`` merged over :data:`DEFAULTS`."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"edu_dl has no option {name!r}")
+        user_options = getattr(settings, "EDU_DL", {}) or {}
+        return user_options.get(name, DEFAULTS[name])
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in DEFAULTS}
+
+
+edu_settings = EduDlSettings()
+
+
+def require_valid(option: str, problem: str | None) -> None:
+    """Raise the one clear start-up error for an invalid option (used outside system checks)."""
+    if problem:
+        raise ImproperlyConfigured(f"settings.EDU_DL[{option!r}] {problem}")

@@ -1,0 +1,35 @@
+"""The ORM of edu_dl, split by area and re-exported here."""
+
+from edu_dl.models.content import Assessment, AssessmentItem, Item, Resource, ResourceSkill
+from edu_dl.models.courses import Course, Enrollment, Skill, SkillPrerequisite
+from edu_dl.models.learning import (
+    Interaction,
+    MasteryEstimate,
+    Recommendation,
+    ResourceInteraction,
+)
+from edu_dl.models.mlops import AuditEvent, ModelKind, ModelVersion, ScopeType, TrainingRun
+from edu_dl.models.work import Response, Submission
+
+__all__ = [
+    "Assessment",
+    "AssessmentItem",
+    "AuditEvent",
+    "Course",
+    "Enrollment",
+    "Interaction",
+    "Item",
+    "MasteryEstimate",
+    "ModelKind",
+    "ModelVersion",
+    "Recommendation",
+    "Resource",
+    "ResourceInteraction",
+    "ResourceSkill",
+    "Response",
+    "ScopeType",
+    "Skill",
+    "SkillPrerequisite",
+    "Submission",
+    "TrainingRun",
+]

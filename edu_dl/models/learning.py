@@ -1,0 +1,190 @@
+"""The learning-event log and what the models make of it: mastery and recommendations."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from edu_dl.models.content import Item, Resource
+from edu_dl.models.courses import Course, Skill
+
+
+class Interaction(models.Model):
+    """One answer of a student to an item: the sequence that knowledge tracing reads.
+
+    ``skill_ids`` repeats the item's skills (ids of :class:`Skill`) at the time of the answer:
+    training reads millions of these rows in order, and a join per row would cost more than the
+    few bytes it saves. The services that write interactions check that every id belongs to the
+    course.
+    """
+
+    class Source(models.TextChoices):
+        RESPONSE = "response", _("Graded response")
+        IMPORT = "import", _("Import")
+        XAPI = "xapi", _("xAPI statement")
+        LTI = "lti", _("LTI")
+        API = "api", _("API")
+
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="interactions")
+    student = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="edu_interactions"
+    )
+    item = models.ForeignKey(
+        Item, on_delete=models.SET_NULL, null=True, blank=True, related_name="interactions"
+    )
+    skill_ids = models.JSONField(default=list, blank=True)
+    correct = models.BooleanField()
+    timestamp = models.DateTimeField()
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.RESPONSE)
+    # The event's id where it came from (file line key, xAPI statement id); makes imports idempotent.
+    external_id = models.CharField(max_length=255, blank=True)
+    response = models.ForeignKey(
+        "edu_dl.Response",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="interactions",
+    )
+    attempt = models.PositiveIntegerField(null=True, blank=True)
+    duration_s = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["course", "student", "timestamp", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["course", "source", "external_id"],
+                condition=~models.Q(external_id=""),
+                name="interaction_external_id_once",
+            ),
+        ]
+        indexes = [
+            # Training and mastery read one course's (or student's) history in time order.
+            models.Index(fields=["course", "student", "timestamp"], name="interaction_history"),
+            # "How many new interactions since the last training run?"
+            models.Index(fields=["course", "created_at"], name="interaction_course_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.student} {'✓' if self.correct else '✗'} item {self.item_id}"
+
+
+class ResourceInteraction(models.Model):
+    class Event(models.TextChoices):
+        VIEWED = "viewed", _("Viewed")
+        COMPLETED = "completed", _("Completed")
+        HELPFUL = "helpful", _("Helpful")
+        NOT_HELPFUL = "not_helpful", _("Not helpful")
+
+    student = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="edu_resource_events"
+    )
+    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="events")
+    recommendation = models.ForeignKey(
+        "edu_dl.Recommendation",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="events",
+    )
+    event = models.CharField(max_length=16, choices=Event.choices)
+    timestamp = models.DateTimeField()
+    external_id = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-timestamp"]
+        indexes = [
+            models.Index(fields=["student", "resource"], name="resource_event_student"),
+            models.Index(fields=["resource", "event"], name="resource_event_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.student} {self.event} {self.resource}"
+
+
+class MasteryEstimate(models.Model):
+    """A student's probability of answering a typical item of a skill correctly, at ``as_of``.
+
+    Rows are appended, so trends can be drawn; the newest row per (student, skill) has
+    ``is_current`` set, which keeps the class heatmap a single indexed query.
+    """
+
+    student = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="edu_mastery"
+    )
+    skill = models.ForeignKey(Skill, on_delete=models.CASCADE, related_name="mastery_estimates")
+    probability = models.FloatField()
+    evidence_count = models.PositiveIntegerField(default=0)
+    as_of = models.DateTimeField()
+    is_current = models.BooleanField(default=True)
+    model_version = models.ForeignKey(
+        "edu_dl.ModelVersion",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="mastery_estimates",
+    )
+
+    class Meta:
+        ordering = ["student", "skill", "-as_of"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["student", "skill"],
+                condition=models.Q(is_current=True),
+                name="mastery_one_current_per_skill",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(probability__gte=0) & models.Q(probability__lte=1),
+                name="mastery_probability_0_to_1",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["student", "skill", "as_of"], name="mastery_trend"),
+            models.Index(fields=["skill", "is_current"], name="mastery_skill_current"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.student} {self.skill}: {self.probability:.0%}"
+
+
+class Recommendation(models.Model):
+    """A suggestion shown to a student, kept with its rank and model version for evaluation."""
+
+    student = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="edu_recommendations"
+    )
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="recommendations")
+    resource = models.ForeignKey(
+        Resource, on_delete=models.CASCADE, null=True, blank=True, related_name="recommendations"
+    )
+    item = models.ForeignKey(
+        Item, on_delete=models.CASCADE, null=True, blank=True, related_name="recommendations"
+    )
+    rank = models.PositiveIntegerField()
+    score = models.FloatField()
+    reason = models.TextField()
+    model_version = models.ForeignKey(
+        "edu_dl.ModelVersion",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="recommendations",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["student", "-created_at", "rank"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(models.Q(resource__isnull=False) & models.Q(item__isnull=True))
+                | (models.Q(resource__isnull=True) & models.Q(item__isnull=False)),
+                name="recommendation_resource_xor_item",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["student", "course", "-created_at"], name="recommendation_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.rank} for {self.student}: {self.resource or self.item}"

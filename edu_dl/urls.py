@@ -1,0 +1,12 @@
+"""URLs of the edu_dl app: pages (and, later, the API)."""
+
+from django.urls import path
+
+from edu_dl.web import views
+
+app_name = "edu_dl"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+]

@@ -1,0 +1,1 @@
+"""Settings modules of the site: ``base`` (shared), ``local`` (default), ``production``, ``test``."""
