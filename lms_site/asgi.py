@@ -4,5 +4,9 @@ import os
 
 from django.core.asgi import get_asgi_application
 
+from lms_site.startup import load_settings_or_exit, run_checks_or_exit
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lms_site.settings.local")
+load_settings_or_exit()
 application = get_asgi_application()
+run_checks_or_exit()

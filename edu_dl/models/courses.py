@@ -40,7 +40,9 @@ class Enrollment(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["user", "course"], name="enrollment_one_per_user_course"),
+            models.UniqueConstraint(
+                fields=["user", "course"], name="enrollment_one_per_user_course"
+            ),
         ]
         indexes = [models.Index(fields=["course", "role"], name="enrollment_course_role")]
 
@@ -80,7 +82,7 @@ class Skill(models.Model):
 
 
 class SkillPrerequisite(models.Model):
-    """``prerequisite`` should be mastered before ``skill`` is learnt (an edge of the skill graph)."""
+    """``prerequisite`` is to be mastered before ``skill`` is learnt: an edge of the skill graph."""
 
     skill = models.ForeignKey(Skill, on_delete=models.CASCADE, related_name="prerequisite_links")
     prerequisite = models.ForeignKey(Skill, on_delete=models.CASCADE, related_name="unlock_links")

@@ -37,7 +37,7 @@ class Interaction(models.Model):
     correct = models.BooleanField()
     timestamp = models.DateTimeField()
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.RESPONSE)
-    # The event's id where it came from (file line key, xAPI statement id); makes imports idempotent.
+    # The event's id at its source (file key, xAPI statement id): makes imports idempotent.
     external_id = models.CharField(max_length=255, blank=True)
     response = models.ForeignKey(
         "edu_dl.Response",

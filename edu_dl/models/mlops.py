@@ -31,8 +31,12 @@ class ScopedModel(models.Model):
 
     kind = models.CharField(max_length=16, choices=ModelKind.choices)
     scope_type = models.CharField(max_length=8, choices=ScopeType.choices)
-    course = models.ForeignKey(Course, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
-    item = models.ForeignKey(Item, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    course = models.ForeignKey(
+        Course, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    item = models.ForeignKey(
+        Item, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
     scope_key = models.CharField(max_length=64, editable=False)
 
     class Meta:

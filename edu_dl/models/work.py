@@ -42,7 +42,7 @@ class Submission(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.student} – {self.assessment} ({self.status})"
+        return f"{self.student} - {self.assessment} ({self.status})"
 
 
 class Response(models.Model):

@@ -1,1 +1,1 @@
-"""Settings modules of the site: ``base`` (shared), ``local`` (default), ``production``, ``test``."""
+"""The site's settings: ``base`` (shared), ``local`` (default), ``production``, ``test``."""

@@ -8,6 +8,7 @@ from pathlib import Path
 from lms_site.settings.env import (
     database_from_env,
     env_bool,
+    env_int,
     env_list,
     env_str,
 )
@@ -113,6 +114,8 @@ STORAGES = {
 EDU_DL = {
     "ARTIFACT_STORAGE": "edu_dl_artifacts",
     "DEVICE": env_str("EDU_DL_DEVICE", "cpu"),
+    # Torch threads per worker process; 0 lets torch use one per core.
+    "TORCH_THREADS": env_int("EDU_DL_TORCH_THREADS", 0),
 }
 
 REST_FRAMEWORK = {
@@ -137,6 +140,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
 CELERY_TASK_IGNORE_RESULT = True  # job state lives in our own tables, not in a result backend
 CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = ["edu_dl.tasks.queues.route_task"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE

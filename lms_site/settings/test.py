@@ -1,15 +1,40 @@
 """Settings for the test suite: the same code as production, on SQLite and the filesystem broker
 unless ``DATABASE_URL`` / ``REDIS_URL`` / ``CELERY_BROKER_URL`` point at real services."""
 
+import os
+import tempfile
+from pathlib import Path
+
 from lms_site.settings.base import *  # noqa: F403
-from lms_site.settings.base import DATABASES, VAR_DIR
+from lms_site.settings.base import DATABASES
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only; tests only
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405  (WhiteNoise warns when it is absent)
 STORAGES["staticfiles"] = {  # noqa: F405
     "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
 }
 
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not memory: integration tests start a real worker process that must see the rows.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_edu_dl.sqlite3")}
+    # One file per test process, so two runs side by side never share (or delete) a database.
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(Path(tempfile.gettempdir()) / f"edu_dl_test_{os.getpid()}.sqlite3")
+    }
+
+if CELERY_BROKER_URL.startswith("filesystem://"):  # noqa: F405
+    # Its own folder, so a demo worker (or another test run) never takes the suite's messages;
+    # the integration tests hand the folder to their worker process in EDU_DL_TEST_BROKER_DIR.
+    _test_broker = Path(
+        os.environ.get("EDU_DL_TEST_BROKER_DIR")
+        or Path(tempfile.gettempdir()) / f"edu_dl_test_broker_{os.getpid()}"
+    )
+    for _sub in ("queue", "processed", "control"):
+        (_test_broker / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_test_broker / "queue"),
+        "data_folder_out": str(_test_broker / "queue"),
+        "processed_folder": str(_test_broker / "processed"),
+        "control_folder": str(_test_broker / "control"),
+        "store_processed": False,
+    }

@@ -1,0 +1,1 @@
+"""The REST API (Django REST framework), with xAPI and LTI beside it."""

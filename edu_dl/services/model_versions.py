@@ -1,0 +1,204 @@
+"""Model versions: creation from a training run, the evaluation gate, activation and rollback,
+and the per-process cache of active models that workers use for inference."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from edu_dl.models import ModelVersion, TrainingRun
+from edu_dl.services.artifacts import (
+    ArtifactIntegrityError,
+    artifact_read_verified,
+    artifact_write,
+)
+from edu_dl.services.audit import audit_record
+from edu_dl.services.errors import Conflict, NotFound
+from edu_dl.services.scopes import Scope
+
+logger = logging.getLogger(__name__)
+
+
+@transaction.atomic
+def model_version_create(
+    *,
+    scope: Scope,
+    architecture: str,
+    config: dict[str, Any],
+    metrics: dict[str, Any],
+    artifact: bytes,
+    data_fingerprint: str,
+    training_run: TrainingRun | None = None,
+) -> ModelVersion:
+    """Store the artifact and record it as the scope's next candidate version."""
+    # Lock the scope's versions so two runs finishing together cannot take the same number.
+    existing = ModelVersion.objects.select_for_update().filter(kind=scope.kind, scope_key=scope.key)
+    number = (existing.aggregate(top=Max("version"))["top"] or 0) + 1
+    stored = artifact_write(
+        name=f"{scope.kind}/{scope.key.replace(':', '-')}/v{number}.pt", data=artifact
+    )
+    return ModelVersion.objects.create(
+        **scope.fields(),
+        version=number,
+        status=ModelVersion.Status.CANDIDATE,
+        architecture=architecture,
+        config=config,
+        metrics=metrics,
+        artifact_path=stored.path,
+        artifact_sha256=stored.sha256,
+        artifact_size=stored.size,
+        data_fingerprint=data_fingerprint,
+        training_run=training_run,
+    )
+
+
+def model_version_active(*, kind: str, scope_key: str) -> ModelVersion | None:
+    return ModelVersion.objects.filter(kind=kind, scope_key=scope_key, status="active").first()
+
+
+@transaction.atomic
+def model_version_activate(
+    *, version: ModelVersion, actor: AbstractBaseUser | None = None, note: str = ""
+) -> ModelVersion:
+    """Make ``version`` the one that serves its scope; the previous active one is retired.
+
+    Atomic: readers see either the old or the new active version, never none or two. A version
+    whose artifact fails its checksum is refused, and the active one keeps serving.
+    """
+    version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    if version.status == ModelVersion.Status.ACTIVE:
+        return version
+    artifact_read_verified(version=version)  # raises ArtifactIntegrityError
+    previous = (
+        ModelVersion.objects.select_for_update()
+        .filter(kind=version.kind, scope_key=version.scope_key, status="active")
+        .first()
+    )
+    if previous is not None:
+        previous.status = ModelVersion.Status.RETIRED
+        previous.save(update_fields=["status"])
+    version.status = ModelVersion.Status.ACTIVE
+    version.activated_at = timezone.now()
+    version.save(update_fields=["status", "activated_at"])
+    audit_record(
+        actor=actor,
+        action="model.activate",
+        target=version,
+        course=version.course,
+        before={"active_version": previous.version if previous else None},
+        after={"active_version": version.version},
+        note=note,
+    )
+    return version
+
+
+@transaction.atomic
+def model_version_rollback(
+    *, kind: str, scope_key: str, actor: AbstractBaseUser | None = None
+) -> ModelVersion:
+    """Go back to the version that was active before the current one."""
+    current = (
+        ModelVersion.objects.select_for_update()
+        .filter(kind=kind, scope_key=scope_key, status="active")
+        .first()
+    )
+    if current is None:
+        raise NotFound(f"no active {kind} model for {scope_key} to roll back")
+    earlier = (
+        ModelVersion.objects.filter(
+            kind=kind,
+            scope_key=scope_key,
+            status=ModelVersion.Status.RETIRED,
+            activated_at__isnull=False,
+            version__lt=current.version,
+        )
+        .order_by("-version")
+        .first()
+    )
+    if earlier is None:
+        raise Conflict(
+            f"{current} is the first version that served {scope_key}; nothing to roll back to"
+        )
+    artifact_read_verified(version=earlier)
+    current.status = ModelVersion.Status.RETIRED
+    current.save(update_fields=["status"])
+    earlier.status = ModelVersion.Status.ACTIVE
+    earlier.activated_at = timezone.now()
+    earlier.save(update_fields=["status", "activated_at"])
+    audit_record(
+        actor=actor,
+        action="model.rollback",
+        target=earlier,
+        course=earlier.course,
+        before={"active_version": current.version},
+        after={"active_version": earlier.version},
+    )
+    return earlier
+
+
+# --- The worker-side cache of active models --------------------------------------------------
+
+
+class ModelUnavailable(Conflict):
+    """No usable model serves this scope (none trained yet, or its artifact was refused)."""
+
+
+@dataclass
+class CachedModel:
+    version_id: int
+    version_number: int
+    sha256: str
+    loaded: Any  # edu_dl.ml.checkpoint.LoadedCheckpoint
+
+
+_cache: dict[tuple[str, str], CachedModel] = {}
+_cache_lock = threading.Lock()
+
+
+def active_model_load(*, kind: str, scope_key: str) -> CachedModel:
+    """The scope's active model, loaded once per process and reloaded when the active version
+    changes. If the new active version's artifact is refused, the model this process already
+    serves keeps serving, and the refusal is logged."""
+    from edu_dl.ml.checkpoint import load_checkpoint
+    from edu_dl.services.runtime import torch_device
+
+    active = model_version_active(kind=kind, scope_key=scope_key)
+    key = (kind, scope_key)
+    with _cache_lock:
+        cached = _cache.get(key)
+        if active is None:
+            raise ModelUnavailable(f"no active {kind} model for {scope_key}")
+        if cached is not None and cached.version_id == active.pk:
+            return cached
+        try:
+            data = artifact_read_verified(version=active)
+            loaded = load_checkpoint(data, device=torch_device())
+        except Exception as error:
+            if cached is not None:
+                logger.error(
+                    "keeping %s v%s for %s: the active version %s could not be loaded: %s",
+                    kind,
+                    cached.version_number,
+                    scope_key,
+                    active.version,
+                    error,
+                )
+                return cached
+            if isinstance(error, ArtifactIntegrityError):
+                raise ModelUnavailable(error.message) from error
+            raise ModelUnavailable(f"{active} could not be loaded: {error}") from error
+        fresh = CachedModel(active.pk, active.version, active.artifact_sha256, loaded)
+        _cache[key] = fresh
+        return fresh
+
+
+def active_model_cache_clear() -> None:
+    with _cache_lock:
+        _cache.clear()

@@ -1,0 +1,6 @@
+"""Celery tasks: thin wrappers that take ids and call one service.
+
+Celery's autodiscovery imports this package; importing the modules registers their tasks.
+"""
+
+from edu_dl.tasks import training  # noqa: F401

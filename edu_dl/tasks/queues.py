@@ -1,0 +1,27 @@
+"""The queues workers consume, and which task goes to which.
+
+``grading`` is latency-sensitive; ``training`` is long and may be served by GPU machines;
+``default`` takes housekeeping. Routing is a Celery router (``task_routes``) rather than a
+``queue=`` argument on each task, which Celery 5.5+ deprecates.
+"""
+
+from __future__ import annotations
+
+DEFAULT = "default"
+GRADING = "grading"
+TRAINING = "training"
+QUEUES = (DEFAULT, GRADING, TRAINING)
+
+ROUTES = {
+    "edu_dl.training.run": TRAINING,
+    "edu_dl.training.sweep": DEFAULT,
+}
+
+
+def route_task(name, args, kwargs, options, task=None, **_) -> dict[str, str] | None:
+    """Celery router: ``CELERY_TASK_ROUTES = ["edu_dl.tasks.queues.route_task"]``."""
+    if name in ROUTES:
+        return {"queue": ROUTES[name]}
+    if name.startswith("edu_dl."):
+        return {"queue": DEFAULT}
+    return None

@@ -1,0 +1,78 @@
+"""Contracts of the runtime that a rename or a stray import would silently break."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from celery import current_app
+from django.conf import settings
+from django.core.management import call_command
+
+import lms_site.celery  # noqa: F401  (registers the tasks with the app)
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def test_registered_task_names_are_stable():
+    current_app.loader.import_default_modules()
+    names = sorted(n for n in current_app.tasks if n.startswith("edu_dl."))
+
+    assert names == ["edu_dl.training.run", "edu_dl.training.sweep"]
+
+
+def test_the_training_task_survives_a_lost_worker_and_runs_on_the_training_queue():
+    task = current_app.tasks["edu_dl.training.run"]
+    router = current_app.amqp.router
+
+    assert (task.acks_late, task.reject_on_worker_lost) == (True, True)
+    assert router.route({}, "edu_dl.training.run")["queue"].name == "training"
+    assert router.route({}, "edu_dl.training.sweep")["queue"].name == "default"
+
+
+def test_every_beat_entry_names_a_registered_task():
+    current_app.loader.import_default_modules()
+    for entry in settings.CELERY_BEAT_SCHEDULE.values():
+        assert entry["task"] in current_app.tasks
+
+
+@pytest.mark.django_db
+def test_migrations_match_the_models():
+    output = StringIO()
+
+    call_command("makemigrations", "--check", "--dry-run", stdout=output)
+
+    assert "No changes detected" in output.getvalue()
+
+
+def test_the_web_process_never_imports_torch():
+    code = (
+        "import sys, django; django.setup();"
+        "from django.test import Client; from django.urls import reverse;"
+        "import lms_site.urls, edu_dl.admin, edu_dl.services.training;"
+        "Client().get('/healthz');"
+        "print('torch' in sys.modules)"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "lms_site.settings.test"}
+
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPOSITORY, env=env, capture_output=True, text=True
+    )
+
+    assert result.stdout.strip().splitlines()[-1] == "False", result.stderr
+
+
+def test_edu_dl_ml_imports_nothing_from_django_or_the_app():
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "lint-imports")],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Contracts: 2 kept, 0 broken." in result.stdout

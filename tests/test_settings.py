@@ -1,0 +1,134 @@
+"""Settings from the environment and the EDU_DL system checks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from edu_dl.checks import check_edu_dl_settings
+from edu_dl.conf import edu_settings
+from lms_site.settings.env import database_from_env, env_bool, env_int
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "DJANGO_SETTINGS_MODULE": "lms_site.settings.local", **env}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=REPOSITORY,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("mysql://root@localhost/edu", "scheme 'mysql' is not one of"),
+        ("postgres://user@host:port/db", "DATABASE_URL is malformed"),
+        ("postgres://user@localhost:5432", "names no database"),
+        ("sqlite://:memory:", "needs a file path"),
+    ],
+)
+def test_a_malformed_database_url_stops_start_up_with_one_line_naming_it(url, reason):
+    result = run_manage("check", DATABASE_URL=url)
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("edu_dl cannot start: DATABASE_URL is malformed")
+    assert reason in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_a_bad_edu_dl_option_stops_the_check_with_its_id():
+    result = run_manage("check", EDU_DL_DEVICE="tpu")
+
+    assert result.returncode == 1
+    assert "edu_dl.E003" in result.stderr
+    assert "EDU_DL_DEVICE" in result.stderr
+
+
+def test_database_url_defaults_to_a_sqlite_file(tmp_path, monkeypatch):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+
+    config = database_from_env("DATABASE_URL", tmp_path / "var" / "db.sqlite3")
+
+    assert config["ENGINE"] == "django.db.backends.sqlite3"
+    assert config["NAME"] == str(tmp_path / "var" / "db.sqlite3")
+    assert (tmp_path / "var").is_dir()
+
+
+def test_a_postgres_url_is_parsed(monkeypatch, tmp_path):
+    monkeypatch.setenv("DATABASE_URL", "postgres://edu:secret@db.internal:5433/lms")
+
+    config = database_from_env("DATABASE_URL", tmp_path / "unused.sqlite3")
+
+    assert (config["ENGINE"], config["NAME"], config["HOST"], config["PORT"]) == (
+        "django.db.backends.postgresql",
+        "lms",
+        "db.internal",
+        5433,
+    )
+
+
+@pytest.mark.parametrize(("raw", "value"), [("1", True), ("yes", True), ("off", False)])
+def test_booleans_accept_the_usual_words(monkeypatch, raw, value):
+    monkeypatch.setenv("DJANGO_DEBUG", raw)
+
+    assert env_bool("DJANGO_DEBUG") is value
+
+
+def test_a_bad_boolean_or_number_names_the_variable(monkeypatch):
+    monkeypatch.setenv("DJANGO_DEBUG", "maybe")
+    monkeypatch.setenv("EDU_DL_TORCH_THREADS", "four")
+
+    with pytest.raises(ImproperlyConfigured, match="DJANGO_DEBUG='maybe' is not a boolean"):
+        env_bool("DJANGO_DEBUG")
+    with pytest.raises(ImproperlyConfigured, match="EDU_DL_TORCH_THREADS='four'"):
+        env_int("EDU_DL_TORCH_THREADS", 0)
+
+
+def test_the_default_settings_pass_the_checks():
+    assert check_edu_dl_settings() == []
+
+
+@pytest.mark.parametrize(
+    ("options", "error_id"),
+    [
+        ("not a dict", "edu_dl.E001"),
+        ({"DEVIC": "cpu"}, "edu_dl.E002"),
+        ({"DEVICE": "gpu"}, "edu_dl.E003"),
+        ({"ARTIFACT_STORAGE": "nowhere"}, "edu_dl.E004"),
+        ({"KT_EPOCHS": 0}, "edu_dl.E005"),
+        ({"TORCH_THREADS": -1}, "edu_dl.E005"),
+        ({"KT_VALIDATION_SHARE": 1.5}, "edu_dl.E005"),
+        ({"TRAINING_SOFT_TIME_LIMIT_S": 100, "TRAINING_HARD_TIME_LIMIT_S": 50}, "edu_dl.E006"),
+        ({"KT_MODEL": "bkt"}, "edu_dl.E007"),
+    ],
+)
+def test_each_bad_option_is_reported_by_its_check(settings, options, error_id):
+    settings.EDU_DL = options
+
+    errors = check_edu_dl_settings()
+
+    assert [e.id for e in errors] == [error_id]
+
+
+def test_options_are_read_when_used_not_at_import(settings):
+    settings.EDU_DL = {**settings.EDU_DL, "KT_EPOCHS": 7}
+
+    assert edu_settings.KT_EPOCHS == 7
+    assert edu_settings.TRAINING_HEARTBEAT_TIMEOUT_S == 600
+
+
+def test_an_unknown_option_name_is_an_attribute_error():
+    with pytest.raises(AttributeError, match="no option 'NOPE'"):
+        edu_settings.NOPE  # noqa: B018
