@@ -23,6 +23,7 @@ from edu_dl.services.errors import ApplicationError, NotFound
 from edu_dl.services.training import training_request
 
 STUDENTS_PER_PAGE = 50
+ITEMS_PER_PAGE = 50
 
 
 def _course_or_404(request: HttpRequest, slug: str) -> Course:
@@ -74,7 +75,9 @@ def course_detail(request: HttpRequest, slug: str) -> HttpResponse:
         context.update(
             students_page=students.get_page(request.GET.get("page")),
             skills=selectors.skills_visible(user=user, course=course),
-            items=selectors.items_visible(user=user, course=course),
+            items_page=Paginator(
+                selectors.items_visible(user=user, course=course), ITEMS_PER_PAGE
+            ).get_page(request.GET.get("items_page")),
             resources=selectors.resources_visible(user=user, course=course),
             training_runs=selectors.training_runs_visible(user=user, course=course),
             active_kt_version=selectors.active_model_version(
