@@ -88,10 +88,17 @@ class DKT(nn.Module):
         loss = F.binary_cross_entropy_with_logits(logits[mask], targets[mask])
         return KTOutput(logits, torch.sigmoid(logits), targets, mask, loss)
 
-    @torch.no_grad()
-    def skill_mastery(self, batch: KTBatch) -> torch.Tensor:
-        """Chance of answering each skill correctly after the whole history: (batch, skills)."""
+    def predict_next(
+        self, batch: KTBatch, next_skills: torch.Tensor, next_items: torch.Tensor
+    ) -> torch.Tensor:
+        """Probability of answering a next question correctly after each row's whole history.
+
+        next_skills: (batch, queries, max_skills) PAD-filled; next_items: (batch, queries)
+        -> (batch, queries). DKT ignores the item.
+        """
         hidden = self.encode(batch)
         last = (batch.lengths - 1).to(hidden.device)
         final = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
-        return torch.sigmoid(self.output(final))
+        skill_logits = self.output(final).unsqueeze(1)  # (batch, 1, num_skills)
+        skill_logits = skill_logits.expand(-1, next_skills.shape[1], -1)
+        return torch.sigmoid(mean_over_skills(skill_logits, next_skills))
