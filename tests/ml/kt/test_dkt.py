@@ -58,7 +58,11 @@ def test_dkt_output_shapes_and_mask():
     assert output.probabilities.shape == (2, 2)
     assert output.mask.tolist() == [[True, True], [True, False]]
     assert output.loss.shape == ()
-    assert model.skill_mastery(batch).shape == (2, 7)
+    next_skills = torch.tensor([[[2], [3], [4]], [[5], [6], [2]]])
+    assert model.predict_next(batch, next_skills, torch.ones(2, 3, dtype=torch.long)).shape == (
+        2,
+        3,
+    )
 
 
 def test_loss_falls_when_overfitting_a_tiny_batch():
