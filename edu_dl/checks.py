@@ -1,7 +1,8 @@
 """System checks for the ``EDU_DL`` settings dict (``manage.py check``; also run by workers).
 
 Ids: E001 not a dict, E002 unknown option, E003 DEVICE, E004 ARTIFACT_STORAGE,
-E005 a number out of range, E006 time limits in the wrong order, E007 KT_MODEL unknown.
+E005 a number out of range (counts, thread counts, fractions), E006 time limits in the wrong
+order, E007 KT_MODEL unknown.
 """
 
 from __future__ import annotations
@@ -18,8 +19,18 @@ POSITIVE_NUMBERS = (
     "TRAINING_HARD_TIME_LIMIT_S",
     "KT_EPOCHS",
     "KT_MIN_INTERACTIONS",
+    "KT_RETRAIN_MIN_NEW_INTERACTIONS",
+    "MASTERY_ATTENTION_MIN_EVIDENCE",
 )
-KT_MODELS = ("dkt",)
+# Fractions: above 0 and at most 1.
+FRACTIONS = (
+    "MASTERY_CORRECT_FRACTION",
+    "MASTERY_ATTENTION_BELOW",
+    "MASTERY_ATTENTION_DROP",
+)
+# The knowledge-tracing models registered in edu_dl.ml (named here so checks need no torch;
+# tests/ml/kt/test_models.py holds the two lists equal).
+KT_MODELS = ("akt", "dkt", "dkt-rasch")
 
 
 @register(Tags.compatibility)
@@ -86,6 +97,16 @@ def check_edu_dl_settings(app_configs=None, **kwargs) -> list[Error]:
                 id="edu_dl.E005",
             )
         )
+    for name in FRACTIONS:
+        value = merged[name]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+            errors.append(
+                Error(
+                    f"settings.EDU_DL[{name!r}] must be a number above 0 and at most 1, "
+                    f"not {value!r}.",
+                    id="edu_dl.E005",
+                )
+            )
     soft, hard = merged["TRAINING_SOFT_TIME_LIMIT_S"], merged["TRAINING_HARD_TIME_LIMIT_S"]
     if isinstance(soft, int) and isinstance(hard, int) and soft >= hard:
         errors.append(

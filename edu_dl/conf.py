@@ -27,10 +27,21 @@ DEFAULTS: dict[str, Any] = {
     "TRAINING_SOFT_TIME_LIMIT_S": 3600,
     "TRAINING_HARD_TIME_LIMIT_S": 3900,
     # Knowledge-tracing training defaults (a course can override per request).
-    "KT_MODEL": "dkt",
+    "KT_MODEL": "dkt-rasch",
     "KT_EPOCHS": 30,
     "KT_VALIDATION_SHARE": 0.2,
     "KT_MIN_INTERACTIONS": 50,
+    # Beat retrains a course's KT model once this many interactions arrived since its last run.
+    "KT_RETRAIN_MIN_NEW_INTERACTIONS": 500,
+    # A graded response counts as a correct answer for knowledge tracing when its score reaches
+    # this fraction of the item's range (min_score to max_score).
+    "MASTERY_CORRECT_FRACTION": 0.5,
+    # A skill needs attention when its mastery is below MASTERY_ATTENTION_BELOW with at least
+    # MASTERY_ATTENTION_MIN_EVIDENCE answers behind it, or when it dropped by at least
+    # MASTERY_ATTENTION_DROP over the progress window.
+    "MASTERY_ATTENTION_BELOW": 0.6,
+    "MASTERY_ATTENTION_MIN_EVIDENCE": 3,
+    "MASTERY_ATTENTION_DROP": 0.1,
 }
 
 KNOWN_DEVICES = ("cpu", "cuda", "auto")

@@ -22,7 +22,13 @@ def test_registered_task_names_are_stable():
     current_app.loader.import_default_modules()
     names = sorted(n for n in current_app.tasks if n.startswith("edu_dl."))
 
-    assert names == ["edu_dl.training.run", "edu_dl.training.sweep"]
+    assert names == [
+        "edu_dl.mastery.refresh_course",
+        "edu_dl.mastery.update_student",
+        "edu_dl.tracing.retrain_due",
+        "edu_dl.training.run",
+        "edu_dl.training.sweep",
+    ]
 
 
 def test_the_training_task_survives_a_lost_worker_and_runs_on_the_training_queue():
@@ -32,6 +38,14 @@ def test_the_training_task_survives_a_lost_worker_and_runs_on_the_training_queue
     assert (task.acks_late, task.reject_on_worker_lost) == (True, True)
     assert router.route({}, "edu_dl.training.run")["queue"].name == "training"
     assert router.route({}, "edu_dl.training.sweep")["queue"].name == "default"
+
+
+def test_a_students_mastery_update_is_routed_with_grading_and_the_course_refresh_to_default():
+    router = current_app.amqp.router
+
+    assert router.route({}, "edu_dl.mastery.update_student")["queue"].name == "grading"
+    assert router.route({}, "edu_dl.mastery.refresh_course")["queue"].name == "default"
+    assert router.route({}, "edu_dl.tracing.retrain_due")["queue"].name == "default"
 
 
 def test_every_beat_entry_names_a_registered_task():

@@ -112,6 +112,12 @@ def test_the_default_settings_pass_the_checks():
         ({"KT_VALIDATION_SHARE": 1.5}, "edu_dl.E005"),
         ({"TRAINING_SOFT_TIME_LIMIT_S": 100, "TRAINING_HARD_TIME_LIMIT_S": 50}, "edu_dl.E006"),
         ({"KT_MODEL": "bkt"}, "edu_dl.E007"),
+        ({"KT_RETRAIN_MIN_NEW_INTERACTIONS": 0}, "edu_dl.E005"),
+        ({"MASTERY_ATTENTION_MIN_EVIDENCE": 2.5}, "edu_dl.E005"),
+        ({"MASTERY_CORRECT_FRACTION": 0}, "edu_dl.E005"),
+        ({"MASTERY_CORRECT_FRACTION": 1.2}, "edu_dl.E005"),
+        ({"MASTERY_ATTENTION_BELOW": "0.6"}, "edu_dl.E005"),
+        ({"MASTERY_ATTENTION_DROP": True}, "edu_dl.E005"),
     ],
 )
 def test_each_bad_option_is_reported_by_its_check(settings, options, error_id):

@@ -42,16 +42,15 @@ from edu_dl.models import (
     TrainingRun,
 )
 from edu_dl.services.courses import (
-    ItemSpec,
     assessment_create,
     course_create,
     enrollment_create,
-    item_bulk_create,
     item_create,
     resource_create,
     skill_get_or_create,
 )
 from edu_dl.services.errors import ValidationFailed
+from edu_dl.services.importing import history_items_create
 from edu_dl.services.interactions import InteractionRecord, interactions_record
 from edu_dl.services.model_versions import model_version_active
 from edu_dl.services.scopes import scope_resolve
@@ -243,51 +242,41 @@ def _skills(*, course: Course, names: list[str]) -> tuple[dict[str, Skill], int]
     return skills, created_count
 
 
+def _assistments_problem(external_id: str) -> tuple[str, str]:
+    problem_id = external_id.removeprefix("a09-p")
+    return (
+        f"ASSISTments problem {problem_id}",
+        f"Problem {problem_id} of the ASSISTments 2009-10 skill builders. Its text is not in the "
+        "public data, only whether students answered it correctly.",
+    )
+
+
 def _problem_items(
     *, course: Course, answers: list[AnswerRow], skills: dict[str, Skill]
 ) -> tuple[dict[str, Item], int]:
     """One item per ASSISTments problem, carrying every skill it was tagged with.
 
-    The public data hold no problem texts or answer keys, only students' correctness. The
-    items are ``short_answer``, the least wrong kind: most skill-builder problems asked for a
-    typed answer, and a rule-graded kind (``numeric``, ``exact_text``, a choice) would need an
-    answer key we do not have and would mark every new answer wrong. A short answer with no
-    reference answer goes to a teacher, which is the right fate for a question nobody can
-    check. They are inactive: they exist to carry the history, not to be handed out.
+    The public data hold no problem texts or answer keys: the items are the inactive short
+    answers that stand for a question known only from its history (see
+    :func:`~edu_dl.services.importing.history_items_create`, which imports use too).
     """
     skill_names: dict[str, list[str]] = {}
     for answer in answers:
         names = skill_names.setdefault(answer.item, [])
         names.extend(name for name in answer.skills if name not in names)
-    existing = set(
-        Item.objects.filter(course=course, external_id__in=skill_names).values_list(
-            "external_id", flat=True
-        )
+    created = history_items_create(
+        course=course,
+        skills_by_item={
+            external_id: [skills[name] for name in names]
+            for external_id, names in skill_names.items()
+        },
+        describe=_assistments_problem,
     )
-    specs = []
-    for external_id, names in skill_names.items():
-        if external_id in existing:
-            continue
-        problem_id = external_id.removeprefix("a09-p")
-        specs.append(
-            ItemSpec(
-                kind=Item.Kind.SHORT_ANSWER,
-                title=f"ASSISTments problem {problem_id}",
-                prompt=(
-                    f"Problem {problem_id} of the ASSISTments 2009-10 skill builders. Its text "
-                    "is not in the public data, only whether students answered it correctly."
-                ),
-                skills=[skills[name] for name in names],
-                external_id=external_id,
-                is_active=False,
-            )
-        )
-    item_bulk_create(course=course, specs=specs)
     items = {
         item.external_id: item
         for item in Item.objects.filter(course=course, external_id__in=skill_names)
     }
-    return items, len(specs)
+    return items, created
 
 
 def _interactions(

@@ -8,12 +8,13 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from celery import current_app
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from edu_dl.models import ModelVersion, TrainingRun
+from edu_dl.models import ModelKind, ModelVersion, TrainingRun
 from edu_dl.services.artifacts import (
     ArtifactIntegrityError,
     artifact_read_verified,
@@ -24,6 +25,22 @@ from edu_dl.services.errors import Conflict, NotFound
 from edu_dl.services.scopes import Scope
 
 logger = logging.getLogger(__name__)
+
+# Sent by name (services never import tasks) when a course's KT model changes.
+MASTERY_REFRESH_TASK_NAME = "edu_dl.mastery.refresh_course"
+
+
+def _after_serving_changed(version: ModelVersion) -> None:
+    """Once the change commits, recompute the course's mastery with the model now serving it."""
+    if version.kind != ModelKind.KT or version.course_id is None:
+        return
+    course_id = version.course_id
+
+    def send() -> None:
+        current_app.send_task(MASTERY_REFRESH_TASK_NAME, args=[course_id])
+
+    # robust: the activation has committed; a broker that is down must not report it failed.
+    transaction.on_commit(send, robust=True)
 
 
 @transaction.atomic
@@ -96,6 +113,7 @@ def model_version_activate(
         after={"active_version": version.version},
         note=note,
     )
+    _after_serving_changed(version)
     return version
 
 
@@ -140,6 +158,7 @@ def model_version_rollback(
         before={"active_version": current.version},
         after={"active_version": earlier.version},
     )
+    _after_serving_changed(earlier)
     return earlier
 
 

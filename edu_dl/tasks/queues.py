@@ -1,8 +1,12 @@
 """The queues workers consume, and which task goes to which.
 
 ``grading`` is latency-sensitive; ``training`` is long and may be served by GPU machines;
-``default`` takes housekeeping. Routing is a Celery router (``task_routes``) rather than a
-``queue=`` argument on each task, which Celery 5.5+ deprecates.
+``default`` takes housekeeping. A student's mastery update follows each graded answer (the
+student looks for it next) and takes milliseconds, so it rides the grading queue; a course-wide
+mastery refresh is a long batch and goes to ``default``, where it cannot hold up grading.
+
+Routing is a Celery router (``task_routes``) rather than a ``queue=`` argument on each task,
+which Celery 5.5+ deprecates.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ QUEUES = (DEFAULT, GRADING, TRAINING)
 ROUTES = {
     "edu_dl.training.run": TRAINING,
     "edu_dl.training.sweep": DEFAULT,
+    "edu_dl.mastery.update_student": GRADING,
+    "edu_dl.mastery.refresh_course": DEFAULT,
+    "edu_dl.tracing.retrain_due": DEFAULT,
 }
 
 

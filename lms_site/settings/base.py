@@ -153,6 +153,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"queue": "default"},
     },
+    # Retrain a course's knowledge tracing once enough new answers arrived since its last run
+    # (EDU_DL["KT_RETRAIN_MIN_NEW_INTERACTIONS"]).
+    "edu_dl-retrain-due-kt-models": {
+        "task": "edu_dl.tracing.retrain_due",
+        "schedule": 15 * 60.0,
+        "options": {"queue": "default"},
+    },
 }
 
 LOGGING = {

@@ -100,7 +100,7 @@ def test_the_cache_loads_once_and_reloads_when_the_active_version_changes(course
     assert again is loaded
     assert loaded.version_number == 1
     assert reloaded.version_id == second.pk
-    assert reloaded.loaded.name == "dkt"
+    assert reloaded.loaded.name == "dkt-rasch"
 
 
 def test_a_corrupt_active_artifact_keeps_the_loaded_model_serving(course, caplog):

@@ -119,7 +119,7 @@ def test_execute_trains_saves_a_checked_artifact_and_activates_the_first_version
     assert (run.status, run.progress, run.stage, run.error) == ("succeeded", 100, "done", "")
     assert len(run.epoch_metrics) == version.metrics["epochs_run"] == 3
     assert [m["epoch"] for m in run.epoch_metrics] == [1, 2, 3]
-    assert (version.status, version.version, version.architecture) == ("active", 1, "dkt")
+    assert (version.status, version.version, version.architecture) == ("active", 1, "dkt-rasch")
     assert version.training_run == run
     assert version.metrics["val_auc"] > 0.55
     assert version.gate_reason.startswith("activated: first version")
@@ -200,7 +200,7 @@ def test_a_failing_run_records_the_error_and_leaves_the_active_model(course, sen
 
     bad.refresh_from_db()
     assert bad.status == "failed"
-    assert "unknown option(s) for DKTConfig: hidden" in bad.error
+    assert "unknown option(s) for DKTRaschConfig: hidden" in bad.error
     assert list(ModelVersion.objects.values_list("version", "status")) == [(1, "active")]
 
 

@@ -1,3 +1,3 @@
 """Knowledge-tracing models. Importing this package registers them by name."""
 
-from edu_dl.ml.kt import dkt  # noqa: F401
+from edu_dl.ml.kt import akt, dkt  # noqa: F401

@@ -17,6 +17,30 @@ PAD = 0
 UNKNOWN = 1
 FIRST_KNOWN = 2
 
+# Whether the student met the same item before, and how the last attempt went.
+REPEAT_FIRST = 1  # first attempt at this item (or the item is not known)
+REPEAT_LAST_WRONG = 2
+REPEAT_LAST_RIGHT = 3
+REPEAT_STATES = 4  # with padding
+
+
+def repeat_states(items: Sequence, correct: Sequence[int]) -> list[int]:
+    """For each answer, the student's last outcome on the very same item before it.
+
+    Computed on the caller's own item ids (not vocabulary indices, where every unseen item is
+    the same "unknown"), over the whole history.
+    """
+    last: dict = {}
+    states = []
+    for item, outcome in zip(items, correct, strict=True):
+        if item is None or item not in last:
+            states.append(REPEAT_FIRST)
+        else:
+            states.append(REPEAT_LAST_RIGHT if last[item] else REPEAT_LAST_WRONG)
+        if item is not None:
+            last[item] = outcome
+    return states
+
 
 @dataclass
 class Vocabulary:
@@ -45,6 +69,7 @@ class KTSequence:
     skills: list[tuple[int, ...]]  # per answer, the skill indices of the item (one or more)
     correct: list[int]  # per answer, 1 correct / 0 wrong
     items: list[int] | None = None  # per answer, the item index (models that use items)
+    repeats: list[int] | None = None  # per answer, a REPEAT_* state (see repeat_states)
     # Positions that count in loss and metrics (a window's first answer has no history to use).
     scored_from: int = 1
     key: str = ""
@@ -66,6 +91,7 @@ def split_into_windows(sequences: Iterable[KTSequence], max_length: int) -> list
                 skills=sequence.skills[start:stop],
                 correct=sequence.correct[start:stop],
                 items=None if sequence.items is None else sequence.items[start:stop],
+                repeats=None if sequence.repeats is None else sequence.repeats[start:stop],
                 scored_from=1,
                 key=sequence.key,
             )
@@ -78,6 +104,7 @@ def split_into_windows(sequences: Iterable[KTSequence], max_length: int) -> list
 class KTBatch:
     skills: torch.Tensor  # (batch, seq, max_skills_per_answer) long, PAD-filled
     items: torch.Tensor  # (batch, seq) long, PAD-filled
+    repeats: torch.Tensor  # (batch, seq) long REPEAT_* states, PAD-filled
     correct: torch.Tensor  # (batch, seq) float
     lengths: torch.Tensor  # (batch,) long, on the CPU (pack_padded_sequence wants it there)
     scored: torch.Tensor  # (batch, seq) bool: positions that count in loss and metrics
@@ -86,6 +113,7 @@ class KTBatch:
         return KTBatch(
             skills=self.skills.to(device),
             items=self.items.to(device),
+            repeats=self.repeats.to(device),
             correct=self.correct.to(device),
             lengths=self.lengths,
             scored=self.scored.to(device),
@@ -98,6 +126,7 @@ def collate(sequences: Sequence[KTSequence]) -> KTBatch:
     max_skills = max((len(k) for s in sequences for k in s.skills), default=1) or 1
     skills = np.zeros((batch_size, max_length, max_skills), dtype=np.int64)
     items = np.zeros((batch_size, max_length), dtype=np.int64)
+    repeats = np.zeros((batch_size, max_length), dtype=np.int64)
     correct = np.zeros((batch_size, max_length), dtype=np.float32)
     scored = np.zeros((batch_size, max_length), dtype=bool)
     lengths = np.zeros(batch_size, dtype=np.int64)
@@ -109,11 +138,13 @@ def collate(sequences: Sequence[KTSequence]) -> KTBatch:
             skills[row, position, : len(indices)] = indices
         if sequence.items is not None:
             items[row, :n] = sequence.items
+        repeats[row, :n] = REPEAT_FIRST if sequence.repeats is None else sequence.repeats
         correct[row, :n] = sequence.correct
         scored[row, sequence.scored_from : n] = True
     return KTBatch(
         skills=torch.from_numpy(skills),
         items=torch.from_numpy(items),
+        repeats=torch.from_numpy(repeats),
         correct=torch.from_numpy(correct),
         lengths=torch.from_numpy(lengths),
         scored=torch.from_numpy(scored),

@@ -16,10 +16,12 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal, overload
 
 CSV_REQUIRED = ("student", "item", "skills", "correct", "timestamp")
 CSV_OPTIONAL = ("attempt", "duration_s")
@@ -128,12 +130,71 @@ def _student_key(header: str, length: int, ordinal: int, line: int) -> str:
     return tokens[-1]  # "index,original_id": the original id identifies the student
 
 
+def _block(buffer: list[tuple[int, str]], *, lines_per_student: int, ordinal: int) -> StudentBlock:
+    (header_line, header), *rest = buffer
+    rows = [(line, _tokens(text)) for line, text in rest]
+    flags_line, flag_tokens = rows[-1]
+    correct = _flags(flag_tokens, flags_line)
+    for line, tokens in rows[:-1]:
+        if len(tokens) != len(correct):
+            raise FormatError(
+                line,
+                f"{len(tokens)} ids but {len(correct)} correctness flags on line {flags_line}",
+            )
+    if lines_per_student == 4:
+        items = rows[0][1]
+        skills = [(s,) for s in rows[1][1]]
+    else:
+        items = None
+        skills = [(s,) for s in rows[0][1]]
+    return StudentBlock(
+        student=_student_key(header, len(correct), ordinal, header_line),
+        items=items,
+        skills=skills,
+        correct=correct,
+        first_line=header_line,
+        flags_line=flags_line,
+    )
+
+
+@overload
 def read_blocks(
-    lines: Iterable[str], *, lines_per_student: int, drop_single: bool = False
-) -> Iterator[StudentBlock]:
-    """Student blocks from an ``akt`` or ``dkt`` file (3 or 4 lines per student)."""
+    lines: Iterable[str],
+    *,
+    lines_per_student: int,
+    drop_single: bool = ...,
+    on_error: Literal["raise"] = ...,
+) -> Iterator[StudentBlock]: ...
+
+
+@overload
+def read_blocks(
+    lines: Iterable[str],
+    *,
+    lines_per_student: int,
+    drop_single: bool = ...,
+    on_error: Literal["yield"],
+) -> Iterator[StudentBlock | FormatError]: ...
+
+
+def read_blocks(
+    lines: Iterable[str],
+    *,
+    lines_per_student: int,
+    drop_single: bool = False,
+    on_error: str = "raise",
+) -> Iterator[StudentBlock | FormatError]:
+    """Student blocks from an ``akt`` or ``dkt`` file (3 or 4 lines per student).
+
+    A block that cannot be read raises its FormatError; with ``on_error="yield"`` the error is
+    yielded in the block's place and reading goes on with the next block (as
+    :func:`read_csv_answers` does), so a caller can skip bad students. Blocks are counted in
+    both cases, so a header that is the sequence length names the same student either way.
+    """
     if lines_per_student not in (3, 4):
         raise ValueError("lines_per_student must be 3 or 4")
+    if on_error not in ("raise", "yield"):
+        raise ValueError("on_error must be 'raise' or 'yield'")
     buffer: list[tuple[int, str]] = []
     ordinal = 0
     for number, raw in enumerate(lines, start=1):
@@ -142,40 +203,27 @@ def read_blocks(
         buffer.append((number, raw))
         if len(buffer) < lines_per_student:
             continue
-        (header_line, header), *rest = buffer
-        buffer = []
         ordinal += 1
-        rows = [(line, _tokens(text)) for line, text in rest]
-        flags_line, flag_tokens = rows[-1]
-        correct = _flags(flag_tokens, flags_line)
-        for line, tokens in rows[:-1]:
-            if len(tokens) != len(correct):
-                raise FormatError(
-                    line,
-                    f"{len(tokens)} ids but {len(correct)} correctness flags on line {flags_line}",
-                )
-        if lines_per_student == 4:
-            items = rows[0][1]
-            skills = [(s,) for s in rows[1][1]]
-        else:
-            items = None
-            skills = [(s,) for s in rows[0][1]]
-        student = _student_key(header, len(correct), ordinal, header_line)
-        if drop_single and len(correct) < 2:
+        try:
+            block = _block(buffer, lines_per_student=lines_per_student, ordinal=ordinal)
+        except FormatError as error:
+            if on_error == "raise":
+                raise
+            yield error
             continue
-        yield StudentBlock(
-            student=student,
-            items=items,
-            skills=skills,
-            correct=correct,
-            first_line=header_line,
-            flags_line=flags_line,
-        )
+        finally:
+            buffer = []
+        if drop_single and len(block.correct) < 2:
+            continue
+        yield block
     if buffer:
-        raise FormatError(
+        error = FormatError(
             buffer[0][0],
             f"the file ends inside a student block ({len(buffer)} of {lines_per_student} lines)",
         )
+        if on_error == "raise":
+            raise error
+        yield error
 
 
 def block_answers(block: StudentBlock) -> list[Answer]:
@@ -223,6 +271,8 @@ def read_csv_answers(handle: Iterable[str]) -> Iterator[Answer | FormatError]:
         header = [h.strip().lower() for h in next(reader)]
     except StopIteration:
         raise FormatError(1, "the file is empty (expected a header line)") from None
+    if header:  # spreadsheet programs start UTF-8 files with a byte-order mark
+        header[0] = header[0].removeprefix("\ufeff")
     missing = [c for c in CSV_REQUIRED if c not in header]
     if missing:
         raise FormatError(1, f"the header lacks column(s) {', '.join(missing)}")
@@ -267,6 +317,10 @@ def read_csv_answers(handle: Iterable[str]) -> Iterator[Answer | FormatError]:
                     raise FormatError(
                         line, f"duration_s {row[index['duration_s']]!r} is not a number"
                     ) from None
+                if not math.isfinite(answer.duration_s):
+                    raise FormatError(
+                        line, f"duration_s {row[index['duration_s']]!r} is not a finite number"
+                    )
                 if answer.duration_s < 0:
                     raise FormatError(line, "duration_s is negative")
         except FormatError as error:
