@@ -28,9 +28,6 @@ class DKTConfig:
     rasch_l2: float = 1e-5
     # Whether the student met the same item before, and how it went, shifts the prediction.
     use_repeats: bool = False
-    # Width of an MLP that reads the knowledge state together with the question asked (its
-    # skills and difficulty), added to the per-skill linear read-out; 0 = linear only (DKT).
-    question_readout: int = 0
 
 
 @dataclass
@@ -80,32 +77,6 @@ class DKT(nn.Module):
                 2 * config.num_skills, config.embedding_size, padding_idx=0
             )
 
-        if config.question_readout:
-            self.question_embedding = nn.Embedding(
-                config.num_skills, config.embedding_size, padding_idx=0
-            )
-            self.question_variation = nn.Embedding(
-                config.num_skills, config.embedding_size, padding_idx=0
-            )
-            self.readout = nn.Sequential(
-                nn.Linear(config.hidden_size + config.embedding_size, config.question_readout),
-                nn.ReLU(),
-                nn.Dropout(config.dropout),
-                nn.Linear(config.question_readout, 1),
-            )
-
-    def _question_logit(
-        self, hidden: torch.Tensor, skills: torch.Tensor, items: torch.Tensor
-    ) -> torch.Tensor:
-        """MLP read-out of (knowledge state, question): hidden (batch, n, hidden), skills
-        (batch, n, k), items (batch, n) -> (batch, n)."""
-        present = (skills != PAD).float().unsqueeze(-1)
-        count = present.sum(2).clamp(min=1.0)
-        question = (self.question_embedding(skills) * present).sum(2) / count
-        variation = (self.question_variation(skills) * present).sum(2) / count
-        question = question + self._difficulty(items).unsqueeze(-1) * variation
-        return self.readout(torch.cat([hidden, question], dim=-1)).squeeze(-1)
-
     def _difficulty(self, items: torch.Tensor) -> torch.Tensor:
         """(batch, n) item indices -> (batch, n) difficulties (zeros without items)."""
         if not self.config.use_items:
@@ -134,10 +105,6 @@ class DKT(nn.Module):
         skill_logits = self.output(hidden[:, :-1])  # (batch, seq - 1, num_skills)
         logits = mean_over_skills(skill_logits, batch.skills[:, 1:])  # (batch, seq - 1)
         logits = logits - self._difficulty(batch.items[:, 1:])
-        if self.config.question_readout:
-            logits = logits + self._question_logit(
-                hidden[:, :-1], batch.skills[:, 1:], batch.items[:, 1:]
-            )
         if self.config.use_repeats:
             logits = logits + self.repeat_bias(batch.repeats[:, 1:]).squeeze(-1)
         targets = batch.correct[:, 1:]
@@ -169,9 +136,6 @@ class DKT(nn.Module):
         skill_logits = self.output(final).unsqueeze(1)  # (batch, 1, num_skills)
         skill_logits = skill_logits.expand(-1, next_skills.shape[1], -1)
         logits = mean_over_skills(skill_logits, next_skills) - self._difficulty(next_items)
-        if self.config.question_readout:
-            expanded = final.unsqueeze(1).expand(-1, next_items.shape[1], -1)
-            logits = logits + self._question_logit(expanded, next_skills, next_items)
         if self.config.use_repeats and next_repeats is not None:
             logits = logits + self.repeat_bias(next_repeats).squeeze(-1)
         return torch.sigmoid(logits)
