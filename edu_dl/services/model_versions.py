@@ -98,18 +98,31 @@ def model_version_activate(
         .filter(kind=version.kind, scope_key=version.scope_key, status="active")
         .first()
     )
-    if previous is not None:
-        previous.status = ModelVersion.Status.RETIRED
-        previous.save(update_fields=["status"])
+    return _serve(version, replacing=previous, actor=actor, action="model.activate", note=note)
+
+
+def _serve(
+    version: ModelVersion,
+    *,
+    replacing: ModelVersion | None,
+    actor: AbstractBaseUser | None,
+    action: str,
+    note: str = "",
+) -> ModelVersion:
+    """Retire ``replacing`` and make ``version`` active, audited (inside the caller's
+    transaction, with both rows locked)."""
+    if replacing is not None:
+        replacing.status = ModelVersion.Status.RETIRED
+        replacing.save(update_fields=["status"])
     version.status = ModelVersion.Status.ACTIVE
     version.activated_at = timezone.now()
     version.save(update_fields=["status", "activated_at"])
     audit_record(
         actor=actor,
-        action="model.activate",
+        action=action,
         target=version,
         course=version.course,
-        before={"active_version": previous.version if previous else None},
+        before={"active_version": replacing.version if replacing else None},
         after={"active_version": version.version},
         note=note,
     )
@@ -145,21 +158,7 @@ def model_version_rollback(
             f"{current} is the first version that served {scope_key}; nothing to roll back to"
         )
     artifact_read_verified(version=earlier)
-    current.status = ModelVersion.Status.RETIRED
-    current.save(update_fields=["status"])
-    earlier.status = ModelVersion.Status.ACTIVE
-    earlier.activated_at = timezone.now()
-    earlier.save(update_fields=["status", "activated_at"])
-    audit_record(
-        actor=actor,
-        action="model.rollback",
-        target=earlier,
-        course=earlier.course,
-        before={"active_version": current.version},
-        after={"active_version": earlier.version},
-    )
-    _after_serving_changed(earlier)
-    return earlier
+    return _serve(earlier, replacing=current, actor=actor, action="model.rollback")
 
 
 # --- The worker-side cache of active models --------------------------------------------------

@@ -11,6 +11,7 @@ from lms_site.settings.env import (
     env_int,
     env_list,
     env_str,
+    filesystem_broker_options,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -128,16 +129,7 @@ REST_FRAMEWORK = {
 # --- Celery: the broker is Redis in production, a server-less filesystem queue by default. ---
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    _broker_dir = VAR_DIR / "broker"
-    for _sub in ("queue", "processed", "control"):
-        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(_broker_dir / "queue"),
-        "data_folder_out": str(_broker_dir / "queue"),
-        "processed_folder": str(_broker_dir / "processed"),
-        "control_folder": str(_broker_dir / "control"),
-        "store_processed": False,
-    }
+    CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker_options(VAR_DIR / "broker")
 CELERY_TASK_IGNORE_RESULT = True  # job state lives in our own tables, not in a result backend
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = ["edu_dl.tasks.queues.route_task"]

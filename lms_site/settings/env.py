@@ -90,3 +90,17 @@ def database_from_env(name: str, default_sqlite_path: Path) -> dict:
     elif not config.get("NAME"):
         raise ImproperlyConfigured(f"{name} is malformed: it names no database (…/dbname).")
     return config
+
+
+def filesystem_broker_options(folder: Path) -> dict:
+    """Celery transport options for kombu's server-less ``filesystem://`` broker in ``folder``
+    (shared by every process on the machine that uses the same folder)."""
+    for sub in ("queue", "processed", "control"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    return {
+        "data_folder_in": str(folder / "queue"),
+        "data_folder_out": str(folder / "queue"),
+        "processed_folder": str(folder / "processed"),
+        "control_folder": str(folder / "control"),
+        "store_processed": False,
+    }

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from lms_site.settings.base import *  # noqa: F403
 from lms_site.settings.base import DATABASES
+from lms_site.settings.env import filesystem_broker_options
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only; tests only
@@ -29,12 +30,4 @@ if CELERY_BROKER_URL.startswith("filesystem://"):  # noqa: F405
         os.environ.get("EDU_DL_TEST_BROKER_DIR")
         or Path(tempfile.gettempdir()) / f"edu_dl_test_broker_{os.getpid()}"
     )
-    for _sub in ("queue", "processed", "control"):
-        (_test_broker / _sub).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(_test_broker / "queue"),
-        "data_folder_out": str(_test_broker / "queue"),
-        "processed_folder": str(_test_broker / "processed"),
-        "control_folder": str(_test_broker / "control"),
-        "store_processed": False,
-    }
+    CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker_options(_test_broker)
