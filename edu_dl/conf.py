@@ -27,7 +27,7 @@ DEFAULTS: dict[str, Any] = {
     "TRAINING_SOFT_TIME_LIMIT_S": 3600,
     "TRAINING_HARD_TIME_LIMIT_S": 3900,
     # Knowledge-tracing training defaults (a course can override per request).
-    "KT_MODEL": "dkt-rasch",
+    "KT_MODEL": "akt",
     "KT_EPOCHS": 30,
     "KT_VALIDATION_SHARE": 0.2,
     "KT_MIN_INTERACTIONS": 50,

@@ -23,6 +23,7 @@ def test_a_training_request_is_trained_by_a_real_worker(celery_worker_process):
     epochs = 12
     params = {
         "train_config": {"epochs": epochs, "patience": epochs, "batch_size": 16},
+        "model": "dkt",
         "model_config": {"hidden_size": 64},
     }
 

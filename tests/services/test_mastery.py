@@ -8,6 +8,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from edu_dl.conf import DEFAULTS
 from edu_dl.models import (
     Course,
     Enrollment,
@@ -33,6 +34,8 @@ from edu_dl.services.model_versions import model_version_rollback
 from edu_dl.services.training import training_request, training_run_execute
 from edu_dl.tasks.mastery import mastery_refresh_task, mastery_update_task
 from tests.kt_data import make_kt_course
+
+DEFAULT_KT_MODEL = DEFAULTS["KT_MODEL"]
 
 pytestmark = pytest.mark.django_db
 
@@ -214,7 +217,7 @@ def test_the_refresh_gives_every_student_what_a_single_update_would(course):
         "students": 25,
         "estimates_written": 100,
         "recomputed": 0,
-        "method": "model v1 (dkt-rasch)",
+        "method": f"model v1 ({DEFAULT_KT_MODEL})",
     }
     assert set(
         MasteryEstimate.objects.filter(is_current=True).values_list("model_version", flat=True)

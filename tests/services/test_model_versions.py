@@ -6,6 +6,7 @@ import logging
 
 import pytest
 
+from edu_dl.conf import DEFAULTS
 from edu_dl.models import AuditEvent, ModelVersion
 from edu_dl.services.artifacts import ArtifactIntegrityError, artifact_storage
 from edu_dl.services.errors import Conflict, NotFound
@@ -17,6 +18,8 @@ from edu_dl.services.model_versions import (
 )
 from edu_dl.services.training import training_request, training_run_execute
 from tests.kt_data import make_kt_course
+
+DEFAULT_KT_MODEL = DEFAULTS["KT_MODEL"]
 
 pytestmark = pytest.mark.django_db
 
@@ -100,7 +103,7 @@ def test_the_cache_loads_once_and_reloads_when_the_active_version_changes(course
     assert again is loaded
     assert loaded.version_number == 1
     assert reloaded.version_id == second.pk
-    assert reloaded.loaded.name == "dkt-rasch"
+    assert reloaded.loaded.name == DEFAULT_KT_MODEL
 
 
 def test_a_corrupt_active_artifact_keeps_the_loaded_model_serving(course, caplog):

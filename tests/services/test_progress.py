@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
+from edu_dl.conf import DEFAULTS
 from edu_dl.models import Course, Interaction, Item, ModelVersion, Skill
 from edu_dl.selectors.mastery import student_answer_history
 from edu_dl.services.courses import assessment_create, item_create, skill_create
@@ -13,6 +14,8 @@ from edu_dl.services.mastery import MasteryEstimator
 from edu_dl.services.progress import assessment_forecast, skill_explanation
 from edu_dl.services.training import training_request, training_run_execute
 from tests.kt_data import make_kt_course
+
+DEFAULT_KT_MODEL = DEFAULTS["KT_MODEL"]
 
 pytestmark = pytest.mark.django_db
 
@@ -134,9 +137,9 @@ def test_with_a_model_each_item_with_known_skills_is_asked_of_the_model(course, 
     expected = predict_next(estimator.model, sequence, queries, device="cpu")
     assert [item.probability for item in forecast.items[:3]] == pytest.approx(list(expected))
     assert [item.method for item in forecast.items] == [
-        "model v1 (dkt-rasch)",
-        "model v1 (dkt-rasch)",
-        "model v1 (dkt-rasch)",
+        f"model v1 ({DEFAULT_KT_MODEL})",
+        f"model v1 ({DEFAULT_KT_MODEL})",
+        f"model v1 ({DEFAULT_KT_MODEL})",
         "smoothed success rate (all answers: the item has no skill)",
     ]
     assert forecast.model_version == 1
@@ -216,7 +219,10 @@ def test_with_a_model_the_explanation_names_the_answers_that_moved_it_most(cours
         device="cpu",
         window=10,
     )
-    assert explanation.method == "leave-one-out over the last 10 answers, model v1 (dkt-rasch)"
+    assert (
+        explanation.method
+        == f"leave-one-out over the last 10 answers, model v1 ({DEFAULT_KT_MODEL})"
+    )
     assert [i.interaction_id for i in explanation.influences] == [
         history.interaction_ids[e.position] for e in expected
     ]

@@ -9,6 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from edu_dl.conf import DEFAULTS
 from edu_dl.models import AuditEvent, Course, ModelVersion, TrainingRun
 from edu_dl.services.artifacts import artifact_storage
 from edu_dl.services.errors import ValidationFailed
@@ -19,6 +20,8 @@ from edu_dl.services.training import (
     training_runs_sweep,
 )
 from tests.kt_data import make_kt_course
+
+DEFAULT_KT_MODEL = DEFAULTS["KT_MODEL"]
 
 pytestmark = pytest.mark.django_db
 
@@ -119,7 +122,11 @@ def test_execute_trains_saves_a_checked_artifact_and_activates_the_first_version
     assert (run.status, run.progress, run.stage, run.error) == ("succeeded", 100, "done", "")
     assert len(run.epoch_metrics) == version.metrics["epochs_run"] == 3
     assert [m["epoch"] for m in run.epoch_metrics] == [1, 2, 3]
-    assert (version.status, version.version, version.architecture) == ("active", 1, "dkt-rasch")
+    assert (version.status, version.version, version.architecture) == (
+        "active",
+        1,
+        DEFAULT_KT_MODEL,
+    )
     assert version.training_run == run
     assert version.metrics["val_auc"] > 0.55
     assert version.gate_reason.startswith("activated: first version")
@@ -134,6 +141,7 @@ def test_a_worse_candidate_stays_a_candidate_with_the_reason(course, sent):
     first = training_request(kind="kt", course=course, params=FAST)
     training_run_execute(run_id=first.pk)
     untrained = {
+        "model": "dkt-rasch",
         "train_config": {"epochs": 1, "learning_rate": 0.0},
         "model_config": {"hidden_size": 4},
     }
@@ -194,7 +202,9 @@ def test_a_running_run_stops_at_the_next_report_when_cancelled(course, sent):
 def test_a_failing_run_records_the_error_and_leaves_the_active_model(course, sent):
     first = training_request(kind="kt", course=course, params=FAST)
     training_run_execute(run_id=first.pk)
-    bad = training_request(kind="kt", course=course, params={"model_config": {"hidden": 3}})
+    bad = training_request(
+        kind="kt", course=course, params={"model": "dkt-rasch", "model_config": {"hidden": 3}}
+    )
 
     training_run_execute(run_id=bad.pk)
 

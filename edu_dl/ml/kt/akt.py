@@ -11,6 +11,9 @@ and simpleKT (Liu et al., ICLR 2023).
   knowledge states (values), with a learned per-head decay in the distance between the two, so
   recent answers weigh more (AKT's monotonic attention, in a simpler additive form).
 - The retrieved knowledge and the question go through a small MLP to the logit.
+- Rasch difficulties alone do not tell two items apart, so the student's last outcome on the very
+  same item (if any) joins both the question and the answer embeddings: it is what lets the
+  attention recognise a re-attempt.
 """
 
 from __future__ import annotations
