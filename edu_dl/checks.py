@@ -116,11 +116,11 @@ def check_edu_dl_settings(app_configs=None, **kwargs) -> list[Error]:
                 id="edu_dl.E006",
             )
         )
-    if merged["KT_MODEL"] not in KT_MODELS:
+    if merged["KT_MODEL"] not in (*KT_MODELS, "auto"):
         errors.append(
             Error(
                 f"settings.EDU_DL['KT_MODEL'] is {merged['KT_MODEL']!r}; "
-                f"known models: {', '.join(KT_MODELS)}.",
+                f"known models: auto, {', '.join(KT_MODELS)}.",
                 id="edu_dl.E007",
             )
         )

@@ -27,7 +27,8 @@ DEFAULTS: dict[str, Any] = {
     "TRAINING_SOFT_TIME_LIMIT_S": 3600,
     "TRAINING_HARD_TIME_LIMIT_S": 3900,
     # Knowledge-tracing training defaults (a course can override per request).
-    "KT_MODEL": "akt",
+    # "auto": akt where answers name their items, dkt-rasch where they name skills only.
+    "KT_MODEL": "auto",
     "KT_EPOCHS": 30,
     "KT_VALIDATION_SHARE": 0.2,
     "KT_MIN_INTERACTIONS": 50,

@@ -36,7 +36,7 @@ def kt_train(*, run: TrainingRun, reporter) -> Any:
 
     from edu_dl.ml.checkpoint import load_checkpoint
     from edu_dl.ml.config import config_from_dict, config_to_dict
-    from edu_dl.ml.kt.pipeline import DEFAULT_MAX_LENGTH, RawSequence, TrainedKT, train_kt
+    from edu_dl.ml.kt.pipeline import AUTO, DEFAULT_MAX_LENGTH, RawSequence, TrainedKT, train_kt
     from edu_dl.ml.registry import registered
     from edu_dl.ml.train import TrainConfig
     from edu_dl.services.runtime import torch_device
@@ -44,12 +44,13 @@ def kt_train(*, run: TrainingRun, reporter) -> Any:
 
     params = run.params or {}
     model_name = params.get("model", edu_settings.KT_MODEL)
-    try:
-        entry = registered(model_name)
-    except KeyError as error:
-        raise ValidationFailed(str(error.args[0]), field="params.model") from error
-    if entry.task != "kt":
-        raise ValidationFailed(f"{model_name!r} is not a knowledge-tracing model")
+    if model_name != AUTO:
+        try:
+            entry = registered(model_name)
+        except KeyError as error:
+            raise ValidationFailed(str(error.args[0]), field="params.model") from error
+        if entry.task != "kt":
+            raise ValidationFailed(f"{model_name!r} is not a knowledge-tracing model")
     max_length = int(params.get("max_length", DEFAULT_MAX_LENGTH))
     train_config = config_from_dict(
         TrainConfig, {"epochs": edu_settings.KT_EPOCHS, **params.get("train_config", {})}
@@ -71,7 +72,7 @@ def kt_train(*, run: TrainingRun, reporter) -> Any:
 
     train = [raw(h) for h in history.students if h.student_id not in held_out]
     validation = [raw(h) for h in history.students if h.student_id in held_out]
-    reporter.stage(f"training {model_name} on {len(train)} students", 8)
+    reporter.stage(f"training on {len(train)} students", 8)
 
     def on_epoch(report) -> None:
         reporter.epoch(
@@ -119,7 +120,7 @@ def kt_train(*, run: TrainingRun, reporter) -> Any:
         "torch_threads": torch.get_num_threads(),
     }
     return TrainingOutcome(
-        architecture=model_name,
+        architecture=trained.model.registered_name,
         config={
             "model": config_to_dict(trained.model.config),
             "train": config_to_dict(train_config),

@@ -8,7 +8,6 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from edu_dl.conf import DEFAULTS
 from edu_dl.models import (
     Course,
     Enrollment,
@@ -35,7 +34,8 @@ from edu_dl.services.training import training_request, training_run_execute
 from edu_dl.tasks.mastery import mastery_refresh_task, mastery_update_task
 from tests.kt_data import make_kt_course
 
-DEFAULT_KT_MODEL = DEFAULTS["KT_MODEL"]
+# KT_MODEL "auto" trains the attention model when answers name their items, as here.
+DEFAULT_KT_MODEL = "akt"
 
 pytestmark = pytest.mark.django_db
 

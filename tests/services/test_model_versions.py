@@ -6,7 +6,6 @@ import logging
 
 import pytest
 
-from edu_dl.conf import DEFAULTS
 from edu_dl.models import AuditEvent, ModelVersion
 from edu_dl.services.artifacts import ArtifactIntegrityError, artifact_storage
 from edu_dl.services.errors import Conflict, NotFound
@@ -19,7 +18,8 @@ from edu_dl.services.model_versions import (
 from edu_dl.services.training import training_request, training_run_execute
 from tests.kt_data import make_kt_course
 
-DEFAULT_KT_MODEL = DEFAULTS["KT_MODEL"]
+# KT_MODEL "auto" trains the attention model when answers name their items, as here.
+DEFAULT_KT_MODEL = "akt"
 
 pytestmark = pytest.mark.django_db
 

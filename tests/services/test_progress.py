@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
-from edu_dl.conf import DEFAULTS
 from edu_dl.models import Course, Interaction, Item, ModelVersion, Skill
 from edu_dl.selectors.mastery import student_answer_history
 from edu_dl.services.courses import assessment_create, item_create, skill_create
@@ -15,7 +14,8 @@ from edu_dl.services.progress import assessment_forecast, skill_explanation
 from edu_dl.services.training import training_request, training_run_execute
 from tests.kt_data import make_kt_course
 
-DEFAULT_KT_MODEL = DEFAULTS["KT_MODEL"]
+# KT_MODEL "auto" trains the attention model when answers name their items, as here.
+DEFAULT_KT_MODEL = "akt"
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,6 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from edu_dl.conf import DEFAULTS
 from edu_dl.models import AuditEvent, Course, ModelVersion, TrainingRun
 from edu_dl.services.artifacts import artifact_storage
 from edu_dl.services.errors import ValidationFailed
@@ -21,7 +20,8 @@ from edu_dl.services.training import (
 )
 from tests.kt_data import make_kt_course
 
-DEFAULT_KT_MODEL = DEFAULTS["KT_MODEL"]
+# KT_MODEL "auto" trains the attention model when answers name their items, as here.
+DEFAULT_KT_MODEL = "akt"
 
 pytestmark = pytest.mark.django_db
 

@@ -128,7 +128,8 @@ class Command(BaseCommand):
         output = {
             "dataset": data.name if data.is_dir() else data.stem,
             "format": options["format"],
-            "model": model_name,
+            "model": trained.model.registered_name,
+            "model_requested": model_name,
             "model_config": trained.model.config.__dict__,
             "train_config": train_config,
             "folds": results,

@@ -18,7 +18,7 @@ from edu_dl.ml.kt.data import (
     repeat_states,
 )
 from edu_dl.ml.kt.inference import explain_skill, mastery, mastery_many, predict_next
-from edu_dl.ml.kt.pipeline import RawSequence, TrainedKT, train_kt
+from edu_dl.ml.kt.pipeline import RawSequence, TrainedKT, choose_model, train_kt
 from edu_dl.ml.registry import build_model, model_names
 
 CPU = torch.device("cpu")
@@ -193,3 +193,12 @@ def test_the_training_pipeline_trains_saves_and_reloads(name):
     assert [e.epoch for e in trained.history] == [1, 2]
     assert reloaded.skill_vocabulary.keys == ["s0", "s1", "s2"]
     assert reloaded.evaluate(raw[24:], device=CPU) == trained.evaluate(raw[24:], device=CPU)
+
+
+def test_auto_picks_the_attention_model_for_items_and_the_recurrent_one_for_skills_only():
+    with_items = [RawSequence(key="a", skills=[("s",)], correct=[1], items=["q1"])]
+    skills_only = [RawSequence(key="b", skills=[("s",)], correct=[1], items=None)]
+
+    assert choose_model("auto", with_items) == "akt"
+    assert choose_model("auto", skills_only) == "dkt-rasch"
+    assert choose_model("dkt", with_items) == "dkt"
