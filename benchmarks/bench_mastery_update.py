@@ -180,7 +180,8 @@ def run(arguments: argparse.Namespace, *, vendor: str) -> None:
     print(
         f"course: {arguments.students + 1} students, {len(skills)} skills, "
         f"{Interaction.objects.filter(course=course).count()} answers "
-        f"(built in {built:.1f} s, DKT trained {arguments.epochs} epochs in {trained:.1f} s, "
+        f"(built in {built:.1f} s, {version.architecture} trained {arguments.epochs} epochs "
+        f"in {trained:.1f} s, "
         f"val AUC {version.metrics['val_auc']:.3f})"
     )
     print(
