@@ -9,7 +9,16 @@ import factory
 from django.conf import settings
 from factory.django import DjangoModelFactory
 
-from edu_dl.models import Assessment, Course, Enrollment, Item, Resource, Skill
+from edu_dl.models import (
+    Assessment,
+    Course,
+    Enrollment,
+    Item,
+    ModelVersion,
+    Resource,
+    Skill,
+    TrainingRun,
+)
 from edu_dl.services.courses import (
     assessment_create,
     course_create,
@@ -128,3 +137,37 @@ class ResourceFactory(DjangoModelFactory):
     @classmethod
     def _create(cls, model_class: type[Resource], *args: Any, **kwargs: Any) -> Resource:
         return resource_create(**kwargs)
+
+
+class TrainingRunFactory(DjangoModelFactory):
+    """A course's knowledge-tracing run as a row, for pages and reads that only display it
+    (real runs are made by ``training_request``, see tests/services/test_training.py)."""
+
+    class Meta:
+        model = TrainingRun
+
+    kind = "kt"
+    scope_type = "course"
+    course = factory.SubFactory(CourseFactory)
+    scope_key = factory.LazyAttribute(lambda run: f"course:{run.course.pk}")
+    idempotency_key = factory.LazyAttribute(lambda run: f"kt:course:{run.course.pk}")
+
+
+class ModelVersionFactory(DjangoModelFactory):
+    """An active course KT version as a row (no artifact behind it): for display and access
+    tests only; versions that are loaded come from ``training_run_execute``."""
+
+    class Meta:
+        model = ModelVersion
+
+    kind = "kt"
+    scope_type = "course"
+    course = factory.SubFactory(CourseFactory)
+    scope_key = factory.LazyAttribute(lambda version: f"course:{version.course.pk}")
+    version = 1
+    status = ModelVersion.Status.ACTIVE
+    architecture = "dkt"
+    artifact_path = "x"
+    artifact_sha256 = "0" * 64
+    artifact_size = 1
+    data_fingerprint = "f"

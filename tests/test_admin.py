@@ -32,6 +32,7 @@ from edu_dl.models import (
     Submission,
     TrainingRun,
 )
+from tests.factories import ModelVersionFactory, TrainingRunFactory
 
 User = get_user_model()
 
@@ -89,24 +90,11 @@ def one_of_everything(db):
     submission = Submission.objects.create(
         student=student, assessment=assessment, status=Submission.Status.GRADED, submitted_at=now
     )
-    run = TrainingRun.objects.create(
-        kind="kt",
-        scope_type="course",
-        course=course,
-        scope_key=f"course:{course.pk}",
-        idempotency_key=f"kt:course:{course.pk}",
-        status=TrainingRun.Status.SUCCEEDED,
-        progress=100,
-        requested_by=teacher,
+    run = TrainingRunFactory(
+        course=course, status=TrainingRun.Status.SUCCEEDED, progress=100, requested_by=teacher
     )
-    version = ModelVersion.objects.create(
-        kind="kt",
-        scope_type="course",
+    version = ModelVersionFactory(
         course=course,
-        scope_key=f"course:{course.pk}",
-        version=1,
-        status=ModelVersion.Status.ACTIVE,
-        architecture="dkt",
         artifact_path="kt/course-1/v1.pt",
         artifact_sha256="ab" * 32,
         artifact_size=1234,

@@ -15,7 +15,6 @@ from edu_dl.models import (
     Course,
     Enrollment,
     Item,
-    ModelVersion,
     Response,
     Skill,
     Submission,
@@ -37,6 +36,7 @@ from edu_dl.selectors import (
     training_runs_visible,
 )
 from edu_dl.services.errors import NotFound
+from tests.factories import ModelVersionFactory, TrainingRunFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -363,26 +363,8 @@ def test_skills_items_resources_training_and_models_are_for_course_staff_only(sc
     skill = Skill.objects.create(course=algebra, name="Addition")
     item = Item.objects.create(course=algebra, kind=Item.Kind.NUMERIC, title="2+2")
     item.skills.add(skill)
-    run = TrainingRun.objects.create(
-        kind="kt",
-        scope_type="course",
-        course=algebra,
-        scope_key=f"course:{algebra.pk}",
-        idempotency_key=f"kt:course:{algebra.pk}",
-    )
-    version = ModelVersion.objects.create(
-        kind="kt",
-        scope_type="course",
-        course=algebra,
-        scope_key=f"course:{algebra.pk}",
-        version=1,
-        status=ModelVersion.Status.ACTIVE,
-        architecture="dkt",
-        artifact_path="x",
-        artifact_sha256="0" * 64,
-        artifact_size=1,
-        data_fingerprint="f",
-    )
+    run = TrainingRunFactory(course=algebra)
+    version = ModelVersionFactory(course=algebra)
     # When the teacher and a student ask
     teacher, alice = school["teacher"], school["alice"]
     # Then the teacher sees them and the student sees nothing

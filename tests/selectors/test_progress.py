@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 
-from edu_dl.models import Course, Enrollment, Item, MasteryEstimate, ModelVersion, Skill
+from edu_dl.models import Course, Enrollment, Item, MasteryEstimate, Skill
 from edu_dl.selectors.progress import (
     MasteryCell,
     MatrixLabel,
@@ -26,6 +26,7 @@ from edu_dl.services.courses import (
 from edu_dl.services.errors import NotFound, ValidationFailed
 from edu_dl.services.interactions import InteractionRecord, interactions_record
 from edu_dl.services.mastery import mastery_refresh_course, mastery_update_for_student
+from tests.factories import ModelVersionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -215,19 +216,7 @@ def test_a_skill_without_an_estimate_says_so(history):
 
 def test_estimates_from_a_model_name_its_version(history):
     # Given estimates made by an active model (a version set up by hand: only its name matters)
-    version = ModelVersion.objects.create(
-        kind="kt",
-        scope_type="course",
-        course=history["algebra"],
-        scope_key=f"course:{history['algebra'].pk}",
-        version=3,
-        status="active",
-        architecture="dkt",
-        artifact_path="x",
-        artifact_sha256="0" * 64,
-        artifact_size=1,
-        data_fingerprint="f",
-    )
+    version = ModelVersionFactory(course=history["algebra"], version=3)
     MasteryEstimate.objects.filter(student=history["alice"], is_current=True).update(
         model_version=version
     )

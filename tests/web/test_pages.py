@@ -18,7 +18,6 @@ from edu_dl.models import (
     Enrollment,
     Interaction,
     Item,
-    ModelVersion,
     Resource,
     ResourceSkill,
     Response,
@@ -27,6 +26,7 @@ from edu_dl.models import (
     Submission,
     TrainingRun,
 )
+from tests.factories import ModelVersionFactory, TrainingRunFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -92,28 +92,16 @@ def school():
     Assessment.objects.create(course=algebra, title="Unpublished exam", is_published=False)
     video = Resource.objects.create(course=algebra, title="Adding video", kind=Resource.Kind.VIDEO)
     ResourceSkill.objects.create(resource=video, skill=adding)
-    TrainingRun.objects.create(
-        kind="kt",
-        scope_type="course",
+    TrainingRunFactory(
         course=algebra,
-        scope_key=f"course:{algebra.pk}",
-        idempotency_key=f"kt:course:{algebra.pk}",
         status=TrainingRun.Status.RUNNING,
         progress=42,
         stage="training: epoch 3 of at most 30",
     )
-    ModelVersion.objects.create(
-        kind="kt",
-        scope_type="course",
+    ModelVersionFactory(
         course=algebra,
-        scope_key=f"course:{algebra.pk}",
         version=3,
-        status=ModelVersion.Status.ACTIVE,
-        architecture="dkt",
         artifact_path="kt/algebra/3.pt",
-        artifact_sha256="0" * 64,
-        artifact_size=1,
-        data_fingerprint="f",
         activated_at=datetime(2025, 1, 2, tzinfo=UTC),
     )
 
