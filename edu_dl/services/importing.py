@@ -191,6 +191,19 @@ class _Unreadable(Exception):
         self.reason = reason
 
 
+def _pks_by_external_id(model, course: Course, keys: list[str]) -> dict[str, int]:
+    """Primary keys of the course's rows of ``model`` (Skill or Item) by external id, read in
+    chunks that stay under the database's parameter limits."""
+    found: dict[str, int] = {}
+    for chunk in _chunks(keys):
+        found.update(
+            model.objects.filter(course=course, external_id__in=chunk).values_list(
+                "external_id", "pk"
+            )
+        )
+    return found
+
+
 def _chunks(values: Sequence[Any], size: int = _QUERY_CHUNK) -> Iterator[Sequence[Any]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
@@ -957,13 +970,7 @@ def _resolve(*, course: Course, staging: _Staging, result: ImportResult) -> _Res
             [Skill(course=course, name=key, external_id=key) for key in missing_skills],
             batch_size=1000,
         )
-        created_skills: dict[str, int] = {}
-        for chunk in _chunks(missing_skills):
-            created_skills.update(
-                Skill.objects.filter(course=course, external_id__in=chunk).values_list(
-                    "external_id", "pk"
-                )
-            )
+        created_skills = _pks_by_external_id(Skill, course, missing_skills)
         for key in missing_skills:
             skill_pks[staging.skills[key]] = created_skills[key]
     result.skills_created = len(missing_skills)
@@ -984,13 +991,7 @@ def _resolve(*, course: Course, staging: _Staging, result: ImportResult) -> _Res
             },
         )
         new_keys = [item_keys[index] for index in new_item_skills]
-        created_items: dict[str, int] = {}
-        for chunk in _chunks(new_keys):
-            created_items.update(
-                Item.objects.filter(course=course, external_id__in=chunk).values_list(
-                    "external_id", "pk"
-                )
-            )
+        created_items = _pks_by_external_id(Item, course, new_keys)
         for index in new_item_skills:
             item_pks[index] = created_items[item_keys[index]]
 
