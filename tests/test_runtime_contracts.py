@@ -67,7 +67,8 @@ def test_the_web_process_never_imports_torch():
     code = (
         "import sys, django; django.setup();"
         "from django.test import Client; from django.urls import reverse;"
-        "import lms_site.urls, edu_dl.admin, edu_dl.services.training;"
+        "import lms_site.urls, edu_dl.admin, edu_dl.services.training, edu_dl.services.mastery;"
+        "import edu_dl.services.progress, edu_dl.services.importing, edu_dl.selectors.progress;"
         "Client().get('/healthz');"
         "print('torch' in sys.modules)"
     )
