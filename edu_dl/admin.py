@@ -35,6 +35,7 @@ from edu_dl.models import (
     ResourceInteraction,
     ResourceSkill,
     Response,
+    ResponseGrade,
     Skill,
     SkillPrerequisite,
     Submission,
@@ -227,6 +228,28 @@ class SubmissionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     inlines = (ResponseInline,)
 
 
+class ResponseGradeInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """The response's grade history, oldest first."""
+
+    model = ResponseGrade
+    extra = 0
+    fields = (
+        "created_at",
+        "action",
+        "score",
+        "grade_source",
+        "confidence",
+        "model_version",
+        "actor",
+        "released",
+        "note",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).select_related("model_version", "actor")
+
+
 @admin.register(Response)
 class ResponseAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
@@ -245,10 +268,21 @@ class ResponseAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     raw_id_fields = ("submission", "item", "model_version", "reviewed_by")
     list_select_related = ("submission__student", "item")
     show_full_result_count = False
+    inlines = (ResponseGradeInline,)
 
     @admin.display(description=_("student"), ordering="submission__student__username")
     def student(self, obj: Response) -> Any:
         return obj.submission.student
+
+
+@admin.register(ResponseGrade)
+class ResponseGradeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("id", "response", "action", "score", "grade_source", "actor", "created_at")
+    list_filter = ("action", "grade_source", "released")
+    search_fields = ("=response__id", "=actor__username")
+    raw_id_fields = ("response", "model_version", "actor")
+    list_select_related = ("response", "actor")
+    show_full_result_count = False
 
 
 # --- The learning-event log and what the models make of it ---------------------------------------

@@ -1,8 +1,8 @@
 """System checks for the ``EDU_DL`` settings dict (``manage.py check``; also run by workers).
 
 Ids: E001 not a dict, E002 unknown option, E003 DEVICE, E004 ARTIFACT_STORAGE,
-E005 a number out of range (counts, thread counts, fractions), E006 time limits in the wrong
-order, E007 KT_MODEL unknown.
+E005 a number out of range (counts, thread counts, fractions, thresholds), E006 time limits in the
+wrong order, E007 KT_MODEL unknown, E008 GRADING_ENCODER not a text.
 """
 
 from __future__ import annotations
@@ -21,12 +21,19 @@ POSITIVE_NUMBERS = (
     "KT_MIN_INTERACTIONS",
     "KT_RETRAIN_MIN_NEW_INTERACTIONS",
     "MASTERY_ATTENTION_MIN_EVIDENCE",
+    "GRADING_MAX_ANSWER_CHARS",
+    "GRADING_RETRAIN_AFTER_TEACHER_SCORES",
 )
 # Fractions: above 0 and at most 1.
 FRACTIONS = (
     "MASTERY_CORRECT_FRACTION",
     "MASTERY_ATTENTION_BELOW",
     "MASTERY_ATTENTION_DROP",
+)
+# Thresholds: from 0 (release every grade) to 1 (only perfect ones), both included.
+THRESHOLDS = (
+    "GRADING_RELEASE_MIN_QWK",
+    "GRADING_RELEASE_MIN_CONFIDENCE",
 )
 # The knowledge-tracing models registered in edu_dl.ml (named here so checks need no torch;
 # tests/ml/kt/test_models.py holds the two lists equal).
@@ -107,6 +114,15 @@ def check_edu_dl_settings(app_configs=None, **kwargs) -> list[Error]:
                     id="edu_dl.E005",
                 )
             )
+    for name in THRESHOLDS:
+        value = merged[name]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            errors.append(
+                Error(
+                    f"settings.EDU_DL[{name!r}] must be a number from 0 to 1, not {value!r}.",
+                    id="edu_dl.E005",
+                )
+            )
     soft, hard = merged["TRAINING_SOFT_TIME_LIMIT_S"], merged["TRAINING_HARD_TIME_LIMIT_S"]
     if isinstance(soft, int) and isinstance(hard, int) and soft >= hard:
         errors.append(
@@ -122,6 +138,14 @@ def check_edu_dl_settings(app_configs=None, **kwargs) -> list[Error]:
                 f"settings.EDU_DL['KT_MODEL'] is {merged['KT_MODEL']!r}; "
                 f"known models: auto, {', '.join(KT_MODELS)}.",
                 id="edu_dl.E007",
+            )
+        )
+    if not isinstance(merged["GRADING_ENCODER"], str):
+        errors.append(
+            Error(
+                "settings.EDU_DL['GRADING_ENCODER'] must be a text (a folder or an installed "
+                f'model\'s name, or "" for none), not {merged["GRADING_ENCODER"]!r}.',
+                id="edu_dl.E008",
             )
         )
     return errors

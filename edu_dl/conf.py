@@ -43,6 +43,22 @@ DEFAULTS: dict[str, Any] = {
     "MASTERY_ATTENTION_BELOW": 0.6,
     "MASTERY_ATTENTION_MIN_EVIDENCE": 3,
     "MASTERY_ATTENTION_DROP": 0.1,
+    # The longest answer a student may submit to one item, in characters (an essay of some
+    # 3000 words); a longer one is refused before anything is written.
+    "GRADING_MAX_ANSWER_CHARS": 20000,
+    # A model's grade is released to the student without a teacher only when the item's grader
+    # reached this quadratic weighted kappa against teacher scores on held-out answers ...
+    "GRADING_RELEASE_MIN_QWK": 0.80,
+    # ... and the grader's confidence in this one grade is at least this. Otherwise the
+    # response goes to the review queue. An item can set its own (Item.release_min_qwk /
+    # Item.release_min_confidence).
+    "GRADING_RELEASE_MIN_CONFIDENCE": 0.85,
+    # An item's grader is retrained once teachers scored this many of its responses (accepted
+    # or overridden) since it was last trained.
+    "GRADING_RETRAIN_AFTER_TEACHER_SCORES": 50,
+    # The sentence-transformers encoder the short-answer grader embeds answers with: a folder
+    # path or the name of an installed model package; "" = none (the grader works without).
+    "GRADING_ENCODER": "",
 }
 
 KNOWN_DEVICES = ("cpu", "cuda", "auto")

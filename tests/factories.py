@@ -77,7 +77,8 @@ class SkillFactory(DjangoModelFactory):
 
 
 class ItemFactory(DjangoModelFactory):
-    """A short-answer item by default; ``ItemFactory(single_choice=True)`` for a choice item."""
+    """A short-answer item by default; ``ItemFactory(single_choice=True)`` for a choice item
+    (also ``multiple_choice``, ``numeric`` and ``exact_text``)."""
 
     class Meta:
         model = Item
@@ -103,6 +104,26 @@ class ItemFactory(DjangoModelFactory):
             kind=Item.Kind.NUMERIC,
             prompt="What is 6 x 7?",
             answer_key=42,
+            reference_answer="",
+        )
+        multiple_choice = factory.Trait(
+            kind=Item.Kind.MULTIPLE_CHOICE,
+            prompt="Which of these are prime?",
+            options=factory.LazyFunction(
+                lambda: [
+                    {"id": "a", "text": "2"},
+                    {"id": "b", "text": "4"},
+                    {"id": "c", "text": "5"},
+                    {"id": "d", "text": "9"},
+                ]
+            ),
+            answer_key=factory.LazyFunction(lambda: ["a", "c"]),
+            reference_answer="",
+        )
+        exact_text = factory.Trait(
+            kind=Item.Kind.EXACT_TEXT,
+            prompt="What is the capital of France?",
+            answer_key="Paris",
             reference_answer="",
         )
 

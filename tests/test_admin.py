@@ -27,6 +27,7 @@ from edu_dl.models import (
     ResourceInteraction,
     ResourceSkill,
     Response,
+    ResponseGrade,
     Skill,
     SkillPrerequisite,
     Submission,
@@ -43,6 +44,7 @@ READ_ONLY_MODELS = [
     ModelVersion,
     Recommendation,
     Response,
+    ResponseGrade,
     Submission,
     TrainingRun,
 ]
@@ -55,6 +57,7 @@ BIG_MODELS = [
     Recommendation,
     ResourceInteraction,
     Response,
+    ResponseGrade,
     Submission,
     TrainingRun,
 ]
@@ -110,6 +113,13 @@ def one_of_everything(db):
         grade_source=Response.GradeSource.RULE,
         released=True,
         graded_at=now,
+    )
+    ResponseGrade.objects.create(
+        response=response,
+        score=1,
+        grade_source=Response.GradeSource.RULE,
+        action=ResponseGrade.Action.RULE,
+        released=True,
     )
     Interaction.objects.create(
         course=course,

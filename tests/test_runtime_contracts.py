@@ -48,6 +48,12 @@ def test_a_students_mastery_update_is_routed_with_grading_and_the_course_refresh
     assert router.route({}, "edu_dl.tracing.retrain_due")["queue"].name == "default"
 
 
+def test_model_grading_is_routed_to_the_grading_queue():
+    router = current_app.amqp.router
+
+    assert router.route({}, "edu_dl.grading.grade_responses")["queue"].name == "grading"
+
+
 def test_every_beat_entry_names_a_registered_task():
     current_app.loader.import_default_modules()
     for entry in settings.CELERY_BEAT_SCHEDULE.values():
@@ -69,6 +75,7 @@ def test_the_web_process_never_imports_torch():
         "from django.test import Client; from django.urls import reverse;"
         "import lms_site.urls, edu_dl.admin, edu_dl.services.training, edu_dl.services.mastery;"
         "import edu_dl.services.progress, edu_dl.services.importing, edu_dl.selectors.progress;"
+        "import edu_dl.services.submissions, edu_dl.selectors.submissions;"
         "Client().get('/healthz');"
         "print('torch' in sys.modules)"
     )

@@ -118,6 +118,14 @@ def test_the_default_settings_pass_the_checks():
         ({"MASTERY_CORRECT_FRACTION": 1.2}, "edu_dl.E005"),
         ({"MASTERY_ATTENTION_BELOW": "0.6"}, "edu_dl.E005"),
         ({"MASTERY_ATTENTION_DROP": True}, "edu_dl.E005"),
+        ({"GRADING_MAX_ANSWER_CHARS": 0}, "edu_dl.E005"),
+        ({"GRADING_MAX_ANSWER_CHARS": 2000.0}, "edu_dl.E005"),
+        ({"GRADING_RETRAIN_AFTER_TEACHER_SCORES": -5}, "edu_dl.E005"),
+        ({"GRADING_RELEASE_MIN_QWK": 1.01}, "edu_dl.E005"),
+        ({"GRADING_RELEASE_MIN_QWK": -0.1}, "edu_dl.E005"),
+        ({"GRADING_RELEASE_MIN_CONFIDENCE": "0.9"}, "edu_dl.E005"),
+        ({"GRADING_RELEASE_MIN_CONFIDENCE": None}, "edu_dl.E005"),
+        ({"GRADING_ENCODER": None}, "edu_dl.E008"),
     ],
 )
 def test_each_bad_option_is_reported_by_its_check(settings, options, error_id):
@@ -126,6 +134,21 @@ def test_each_bad_option_is_reported_by_its_check(settings, options, error_id):
     errors = check_edu_dl_settings()
 
     assert [e.id for e in errors] == [error_id]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"GRADING_RELEASE_MIN_QWK": 0, "GRADING_RELEASE_MIN_CONFIDENCE": 1},
+        {"GRADING_RELEASE_MIN_QWK": 1.0, "GRADING_RELEASE_MIN_CONFIDENCE": 0.0},
+        {"GRADING_ENCODER": "/srv/models/all-MiniLM-L6-v2"},
+        {"GRADING_MAX_ANSWER_CHARS": 1, "GRADING_RETRAIN_AFTER_TEACHER_SCORES": 1},
+    ],
+)
+def test_grading_options_at_their_limits_pass_the_checks(settings, options):
+    settings.EDU_DL = options
+
+    assert check_edu_dl_settings() == []
 
 
 def test_options_are_read_when_used_not_at_import(settings):

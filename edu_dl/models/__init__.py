@@ -9,7 +9,7 @@ from edu_dl.models.learning import (
     ResourceInteraction,
 )
 from edu_dl.models.mlops import AuditEvent, ModelKind, ModelVersion, ScopeType, TrainingRun
-from edu_dl.models.work import Response, Submission
+from edu_dl.models.work import Response, ResponseGrade, Submission
 
 __all__ = [
     "Assessment",
@@ -27,6 +27,7 @@ __all__ = [
     "ResourceInteraction",
     "ResourceSkill",
     "Response",
+    "ResponseGrade",
     "ScopeType",
     "Skill",
     "SkillPrerequisite",

@@ -23,7 +23,25 @@ class Item(models.Model):
         ABSOLUTE = "absolute", _("Absolute")
         RELATIVE = "relative", _("Relative")
 
+    class MultipleChoiceCredit(models.TextChoices):
+        ALL_OR_NOTHING = "all_or_nothing", _("All or nothing")
+        # (right picks - wrong picks) / correct options, never below 0.
+        PROPORTIONAL = "proportional", _("Proportional")
+
+    class TextMatch(models.TextChoices):
+        # Unicode NFKC, case folded, whitespace collapsed, against one or several accepted texts.
+        NORMALIZED = "normalized", _("Normalized text")
+        # The answer key is a regular expression that must match the whole (NFKC) answer.
+        REGEX = "regex", _("Regular expression")
+
+    class EmptyAnswerPolicy(models.TextChoices):
+        # An empty answer gets min_score by rule and is released like any rule grade.
+        MIN_SCORE = "min_score", _("Minimum score")
+        # An empty answer waits for the teacher in the review queue.
+        REVIEW = "review", _("Teacher review")
+
     RULE_GRADED_KINDS = frozenset({"single_choice", "multiple_choice", "numeric", "exact_text"})
+    MODEL_GRADED_KINDS = frozenset({"short_answer", "essay"})
 
     course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="items")
     external_id = models.CharField(max_length=255, blank=True)
@@ -32,7 +50,8 @@ class Item(models.Model):
     prompt = models.TextField(blank=True)
     # Choice items: [{"id": "a", "text": "..."}]; other kinds: [].
     options = models.JSONField(default=list, blank=True)
-    # Rule-graded kinds: the correct option id(s), number, or accepted texts / pattern.
+    # Rule-graded kinds: the correct option id(s), the number, the accepted text(s), or (text_match
+    # "regex") one regular expression.
     answer_key = models.JSONField(default=None, null=True, blank=True)
     # Short answers and essays: the teacher's model answer (cold-start grading compares with it).
     reference_answer = models.TextField(blank=True)
@@ -40,8 +59,24 @@ class Item(models.Model):
     tolerance_mode = models.CharField(
         max_length=10, choices=ToleranceMode.choices, default=ToleranceMode.ABSOLUTE
     )
+    multiple_choice_credit = models.CharField(
+        max_length=16,
+        choices=MultipleChoiceCredit.choices,
+        default=MultipleChoiceCredit.ALL_OR_NOTHING,
+    )
+    text_match = models.CharField(
+        max_length=16, choices=TextMatch.choices, default=TextMatch.NORMALIZED
+    )
+    empty_answer_policy = models.CharField(
+        max_length=16, choices=EmptyAnswerPolicy.choices, default=EmptyAnswerPolicy.MIN_SCORE
+    )
     min_score = models.FloatField(default=0)
     max_score = models.FloatField(default=1)
+    # Model-graded kinds: a model's grade is released without a teacher only when the grader's
+    # quadratic weighted kappa on held-out teacher scores and its confidence in this grade reach
+    # these; None = EDU_DL["GRADING_RELEASE_MIN_QWK"] / ["GRADING_RELEASE_MIN_CONFIDENCE"].
+    release_min_qwk = models.FloatField(null=True, blank=True)
+    release_min_confidence = models.FloatField(null=True, blank=True)
     skills = models.ManyToManyField(Skill, related_name="items", blank=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -63,6 +98,19 @@ class Item(models.Model):
                 condition=models.Q(numeric_tolerance__isnull=True)
                 | models.Q(numeric_tolerance__gte=0),
                 name="item_tolerance_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(release_min_qwk__isnull=True)
+                | (models.Q(release_min_qwk__gte=0) & models.Q(release_min_qwk__lte=1)),
+                name="item_release_min_qwk_0_to_1",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(release_min_confidence__isnull=True)
+                | (
+                    models.Q(release_min_confidence__gte=0)
+                    & models.Q(release_min_confidence__lte=1)
+                ),
+                name="item_release_min_confidence_0_to_1",
             ),
         ]
         indexes = [models.Index(fields=["course", "kind"], name="item_course_kind")]

@@ -1,4 +1,5 @@
-"""What students hand in: submissions of an assessment and the response to each item."""
+"""What students hand in: submissions of an assessment, the response to each item, and the
+history of every grade a response was given."""
 
 from __future__ import annotations
 
@@ -46,7 +47,11 @@ class Submission(models.Model):
 
 
 class Response(models.Model):
-    """A student's answer to one item and its current grade (earlier grades: AuditEvent)."""
+    """A student's answer to one item and its current grade.
+
+    The grade fields hold the latest grade only; every grade a response was ever given (rule,
+    model, a teacher's accept or override, a regrade) is one :class:`ResponseGrade` row.
+    """
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Being graded")
@@ -85,6 +90,10 @@ class Response(models.Model):
         related_name="edu_reviewed_responses",
     )
     graded_at = models.DateTimeField(null=True, blank=True)
+    # Written by the model grader: higher = the teacher should see it sooner in the review queue.
+    review_priority = models.FloatField(null=True, blank=True)
+    # Why the response waits for a teacher ("empty answer", "low confidence", ...).
+    review_reason = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -109,3 +118,56 @@ class Response(models.Model):
 
     def __str__(self) -> str:
         return f"Response {self.pk} to {self.item_id} ({self.status})"
+
+
+class ResponseGrade(models.Model):
+    """One grade given to a response: the grade history, appended to, never edited or deleted.
+
+    Every time a response gets a score - by rule, by a model, or by a teacher accepting or
+    overriding it - one row is written beside the update of :class:`Response`, whose fields hold
+    the latest grade only.
+    """
+
+    class Action(models.TextChoices):
+        RULE = "rule", _("Graded by rule")
+        MODEL = "model", _("Graded by a model")
+        ACCEPT = "accept", _("Accepted by a teacher")
+        OVERRIDE = "override", _("Overridden by a teacher")
+        REGRADE = "regrade", _("Regraded")
+
+    response = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="grades")
+    score = models.FloatField()
+    grade_source = models.CharField(max_length=8, choices=Response.GradeSource.choices)
+    confidence = models.FloatField(null=True, blank=True)
+    model_version = models.ForeignKey(
+        "edu_dl.ModelVersion",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="response_grades",
+    )
+    # The teacher who accepted or overrode the grade; None for rule and model grades.
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="edu_response_grades",
+    )
+    action = models.CharField(max_length=8, choices=Action.choices)
+    released = models.BooleanField(default=False)
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(confidence__isnull=True)
+                | (models.Q(confidence__gte=0) & models.Q(confidence__lte=1)),
+                name="response_grade_confidence_0_to_1",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()}: {self.score:g} for response {self.response_id}"

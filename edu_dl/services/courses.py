@@ -202,8 +202,13 @@ class ItemSpec:
     reference_answer: str = ""
     numeric_tolerance: float | None = None
     tolerance_mode: str = Item.ToleranceMode.ABSOLUTE
+    multiple_choice_credit: str = Item.MultipleChoiceCredit.ALL_OR_NOTHING
+    text_match: str = Item.TextMatch.NORMALIZED
+    empty_answer_policy: str = Item.EmptyAnswerPolicy.MIN_SCORE
     min_score: float = 0.0
     max_score: float = 1.0
+    release_min_qwk: float | None = None
+    release_min_confidence: float | None = None
     skills: Sequence[Skill] = ()
     external_id: str = ""
     is_active: bool = True
@@ -245,6 +250,7 @@ def _check_answer_key(spec: ItemSpec) -> None:
         if (
             not isinstance(key, list)
             or not key
+            or not all(isinstance(value, str) for value in key)
             or len(set(key)) != len(key)
             or any(value not in ids for value in key)
         ):
@@ -254,7 +260,7 @@ def _check_answer_key(spec: ItemSpec) -> None:
     elif spec.kind == Item.Kind.NUMERIC:
         _number(key, field="answer_key")
     elif spec.kind == Item.Kind.EXACT_TEXT:
-        _check_exact_text_key(key)
+        _check_exact_text_key(key, text_match=spec.text_match)
     elif key is not None:
         raise ValidationFailed(
             f"a {spec.kind} item is graded by a model or a teacher and takes no answer_key; "
@@ -265,26 +271,67 @@ def _check_answer_key(spec: ItemSpec) -> None:
         raise ValidationFailed(f"a {spec.kind} item has no options", field="options")
 
 
-def _check_exact_text_key(key: Any) -> None:
-    """Accepted texts: one text, a list of texts, or ``{"pattern": <regular expression>}``."""
+def _check_exact_text_key(key: Any, *, text_match: str) -> None:
+    """Accepted texts (one text or a list of texts), or one regular expression in regex mode."""
+    if text_match == Item.TextMatch.REGEX:
+        if not isinstance(key, str) or not key.strip():
+            raise ValidationFailed(
+                "answer_key of a regex exact_text item must be a regular expression (a text)",
+                field="answer_key",
+            )
+        try:
+            re.compile(key)
+        except re.error as error:
+            raise ValidationFailed(
+                f"answer_key is not a valid regular expression: {error}", field="answer_key"
+            ) from error
+        return
     if isinstance(key, str) and key.strip():
         return
     if isinstance(key, list) and key and all(isinstance(v, str) and v.strip() for v in key):
         return
-    if isinstance(key, dict) and set(key) == {"pattern"} and isinstance(key["pattern"], str):
-        try:
-            re.compile(key["pattern"])
-        except re.error as error:
-            raise ValidationFailed(
-                f"answer_key pattern is not a valid regular expression: {error}",
-                field="answer_key",
-            ) from error
-        return
     raise ValidationFailed(
-        "answer_key of an exact_text item must be a text, a list of texts or "
-        "{'pattern': <regular expression>}",
+        "answer_key of an exact_text item must be a text or a list of texts",
         field="answer_key",
     )
+
+
+def _check_grading_policy(spec: ItemSpec, *, kind: str) -> None:
+    """The grading options an item's kind has; the others must keep their defaults."""
+    credit = _choice(
+        spec.multiple_choice_credit,
+        field="multiple_choice_credit",
+        choices=Item.MultipleChoiceCredit.values,
+    )
+    if kind != Item.Kind.MULTIPLE_CHOICE and credit != Item.MultipleChoiceCredit.ALL_OR_NOTHING:
+        raise ValidationFailed(
+            "multiple_choice_credit applies to multiple_choice items only",
+            field="multiple_choice_credit",
+        )
+    text_match = _choice(spec.text_match, field="text_match", choices=Item.TextMatch.values)
+    if kind != Item.Kind.EXACT_TEXT and text_match != Item.TextMatch.NORMALIZED:
+        raise ValidationFailed("text_match applies to exact_text items only", field="text_match")
+    _choice(
+        spec.empty_answer_policy,
+        field="empty_answer_policy",
+        choices=Item.EmptyAnswerPolicy.values,
+    )
+    for name in ("release_min_qwk", "release_min_confidence"):
+        value = getattr(spec, name)
+        if value is None:
+            continue
+        if kind not in Item.MODEL_GRADED_KINDS:
+            raise ValidationFailed(
+                f"{name} applies to the items a model grades "
+                f"({', '.join(sorted(Item.MODEL_GRADED_KINDS))}) only",
+                field=name,
+            )
+        if not 0 <= _number(value, field=name) <= 1:
+            raise ValidationFailed(f"{name} must be from 0 to 1, not {value:g}", field=name)
+
+
+def _optional_float(value: float | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def _item_from_spec(spec: ItemSpec, *, course: Course) -> Item:
@@ -311,7 +358,15 @@ def _item_from_spec(spec: ItemSpec, *, course: Course) -> Item:
             raise ValidationFailed(
                 "numeric_tolerance must not be negative", field="numeric_tolerance"
             )
+    _check_grading_policy(spec, kind=kind)
     _check_answer_key(spec)
+    if tolerance and tolerance_mode == Item.ToleranceMode.RELATIVE and spec.answer_key == 0:
+        # A share of 0 is 0: the tolerance would silently demand the exact answer.
+        raise ValidationFailed(
+            "a relative numeric_tolerance of an answer_key of 0 allows nothing; "
+            "use an absolute tolerance",
+            field="tolerance_mode",
+        )
     return Item(
         course=course,
         kind=kind,
@@ -322,8 +377,13 @@ def _item_from_spec(spec: ItemSpec, *, course: Course) -> Item:
         reference_answer=spec.reference_answer,
         numeric_tolerance=tolerance,
         tolerance_mode=tolerance_mode,
+        multiple_choice_credit=spec.multiple_choice_credit,
+        text_match=spec.text_match,
+        empty_answer_policy=spec.empty_answer_policy,
         min_score=min_score,
         max_score=max_score,
+        release_min_qwk=_optional_float(spec.release_min_qwk),
+        release_min_confidence=_optional_float(spec.release_min_confidence),
         external_id=_text(spec.external_id, field="external_id", max_length=255, required=False),
         is_active=spec.is_active,
     )
@@ -341,8 +401,13 @@ def item_create(
     reference_answer: str = "",
     numeric_tolerance: float | None = None,
     tolerance_mode: str = Item.ToleranceMode.ABSOLUTE,
+    multiple_choice_credit: str = Item.MultipleChoiceCredit.ALL_OR_NOTHING,
+    text_match: str = Item.TextMatch.NORMALIZED,
+    empty_answer_policy: str = Item.EmptyAnswerPolicy.MIN_SCORE,
     min_score: float = 0.0,
     max_score: float = 1.0,
+    release_min_qwk: float | None = None,
+    release_min_confidence: float | None = None,
     skills: Sequence[Skill] = (),
     external_id: str = "",
     is_active: bool = True,
@@ -350,8 +415,12 @@ def item_create(
     """A new item of ``course`` carrying ``skills`` (skills of the same course).
 
     Rule-graded kinds need their answer key (an option id, a list of option ids, a number,
-    accepted texts); short answers and essays take none: their model answer goes in
-    ``reference_answer``. External ids are unique within a course.
+    accepted texts, or with ``text_match="regex"`` one regular expression); short answers and
+    essays take none: their model answer goes in ``reference_answer``. How a rule grades is
+    set by ``multiple_choice_credit`` and ``text_match`` (see :mod:`edu_dl.services.rule_grading`),
+    and ``empty_answer_policy`` says what an empty answer gets. ``release_min_qwk`` and
+    ``release_min_confidence`` (0 to 1; None = the site's settings) apply to model-graded kinds.
+    External ids are unique within a course.
     """
     spec = ItemSpec(
         kind=kind,
@@ -362,8 +431,13 @@ def item_create(
         reference_answer=reference_answer,
         numeric_tolerance=numeric_tolerance,
         tolerance_mode=tolerance_mode,
+        multiple_choice_credit=multiple_choice_credit,
+        text_match=text_match,
+        empty_answer_policy=empty_answer_policy,
         min_score=min_score,
         max_score=max_score,
+        release_min_qwk=release_min_qwk,
+        release_min_confidence=release_min_confidence,
         skills=skills,
         external_id=external_id,
         is_active=is_active,

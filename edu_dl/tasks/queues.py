@@ -20,6 +20,7 @@ ROUTES = {
     "edu_dl.training.run": TRAINING,
     "edu_dl.training.sweep": DEFAULT,
     "edu_dl.mastery.update_student": GRADING,
+    "edu_dl.grading.grade_responses": GRADING,
     "edu_dl.mastery.refresh_course": DEFAULT,
     "edu_dl.tracing.retrain_due": DEFAULT,
 }

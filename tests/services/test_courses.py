@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import IntegrityError, transaction
 
 from edu_dl.models import (
     Assessment,
@@ -293,10 +294,99 @@ def test_item_create_stores_a_choice_item_with_its_skills():
             "numeric_tolerance must not be negative",
         ),
         (
-            {"kind": "exact_text", "answer_key": {"pattern": "(unclosed"}},
+            {"kind": "exact_text", "text_match": "regex", "answer_key": "(unclosed"},
             "answer_key",
-            "answer_key pattern is not a valid regular expression: "
+            "answer_key is not a valid regular expression: "
             "missing ), unterminated subpattern at position 0",
+        ),
+        (
+            {"kind": "exact_text", "text_match": "regex", "answer_key": ["a+", "b+"]},
+            "answer_key",
+            "answer_key of a regex exact_text item must be a regular expression (a text)",
+        ),
+        (
+            {"kind": "exact_text", "answer_key": {"pattern": "a+"}},
+            "answer_key",
+            "answer_key of an exact_text item must be a text or a list of texts",
+        ),
+        (
+            {"kind": "exact_text", "answer_key": ["Paris", "  "]},
+            "answer_key",
+            "answer_key of an exact_text item must be a text or a list of texts",
+        ),
+        (
+            {"kind": "exact_text", "answer_key": None},
+            "answer_key",
+            "answer_key of an exact_text item must be a text or a list of texts",
+        ),
+        (
+            {
+                "kind": "multiple_choice",
+                "options": [{"id": "a", "text": "1"}, {"id": "b", "text": "2"}],
+                "answer_key": [{"id": "a"}],
+            },
+            "answer_key",
+            "answer_key must be a non-empty list of distinct option ids",
+        ),
+        (
+            {
+                "kind": "multiple_choice",
+                "options": [{"id": "a", "text": "1"}, {"id": "b", "text": "2"}],
+                "answer_key": ["a", "a"],
+            },
+            "answer_key",
+            "answer_key must be a non-empty list of distinct option ids",
+        ),
+        (
+            {"kind": "numeric", "answer_key": float("nan")},
+            "answer_key",
+            "answer_key must be a finite number, not nan",
+        ),
+        (
+            {
+                "kind": "numeric",
+                "answer_key": 0,
+                "numeric_tolerance": 0.05,
+                "tolerance_mode": "relative",
+            },
+            "tolerance_mode",
+            "a relative numeric_tolerance of an answer_key of 0 allows nothing; "
+            "use an absolute tolerance",
+        ),
+        (
+            {"kind": "numeric", "answer_key": 4, "multiple_choice_credit": "proportional"},
+            "multiple_choice_credit",
+            "multiple_choice_credit applies to multiple_choice items only",
+        ),
+        (
+            {"kind": "short_answer", "text_match": "regex"},
+            "text_match",
+            "text_match applies to exact_text items only",
+        ),
+        (
+            {"kind": "exact_text", "answer_key": "x", "text_match": "fuzzy"},
+            "text_match",
+            "text_match 'fuzzy' is not one of normalized, regex",
+        ),
+        (
+            {"kind": "essay", "empty_answer_policy": "zero"},
+            "empty_answer_policy",
+            "empty_answer_policy 'zero' is not one of min_score, review",
+        ),
+        (
+            {"kind": "essay", "release_min_qwk": 1.2},
+            "release_min_qwk",
+            "release_min_qwk must be from 0 to 1, not 1.2",
+        ),
+        (
+            {"kind": "short_answer", "release_min_confidence": -0.1},
+            "release_min_confidence",
+            "release_min_confidence must be from 0 to 1, not -0.1",
+        ),
+        (
+            {"kind": "numeric", "answer_key": 4, "release_min_confidence": 0.9},
+            "release_min_confidence",
+            "release_min_confidence applies to the items a model grades (essay, short_answer) only",
         ),
         (
             {"kind": "short_answer", "answer_key": "blue"},
@@ -322,6 +412,57 @@ def test_item_create_refuses_a_broken_rule(fields, field, message):
     # then
     assert (error.value.field, error.value.message) == (field, message)
     assert Item.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_item_create_stores_the_grading_policy():
+    # given
+    course = CourseFactory()
+
+    # when
+    choice = item_create(
+        course=course,
+        kind="multiple_choice",
+        options=[{"id": "a", "text": "2"}, {"id": "b", "text": "3"}, {"id": "c", "text": "4"}],
+        answer_key=["a", "c"],
+        multiple_choice_credit="proportional",
+        empty_answer_policy="review",
+    )
+    pattern = item_create(
+        course=course, kind="exact_text", text_match="regex", answer_key=r"(?i)h2o|water"
+    )
+    essay = item_create(course=course, kind="essay", release_min_qwk=0, release_min_confidence=1)
+
+    # then
+    rows = Item.objects.order_by("pk").values_list(
+        "multiple_choice_credit",
+        "text_match",
+        "empty_answer_policy",
+        "release_min_qwk",
+        "release_min_confidence",
+    )
+    assert list(rows) == [
+        ("proportional", "normalized", "review", None, None),
+        ("all_or_nothing", "regex", "min_score", None, None),
+        ("all_or_nothing", "normalized", "min_score", 0.0, 1.0),
+    ]
+    assert [choice.pk, pattern.pk, essay.pk] == list(
+        Item.objects.order_by("pk").values_list("pk", flat=True)
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("field", ["release_min_qwk", "release_min_confidence"])
+def test_the_database_refuses_a_release_threshold_outside_0_to_1(field):
+    # given an item made by the service
+    item = ItemFactory()
+
+    # when a write around the service sets a threshold above 1
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Item.objects.filter(pk=item.pk).update(**{field: 1.5})
+
+    # then
+    assert Item.objects.filter(pk=item.pk, **{f"{field}__isnull": True}).exists()
 
 
 @pytest.mark.django_db
