@@ -15,4 +15,30 @@ urlpatterns = [
         views.course_training_request,
         name="course_training_request",
     ),
+    path("courses/<slug:slug>/review/", views.review_queue, name="review_queue"),
+    path(
+        "courses/<slug:slug>/review/accept-shown/",
+        views.review_accept_many,
+        name="review_accept_many",
+    ),
+    path(
+        "courses/<slug:slug>/review/<int:response_id>/",
+        views.review_detail,
+        name="review_detail",
+    ),
+    path(
+        "courses/<slug:slug>/review/<int:response_id>/accept/",
+        views.review_accept,
+        name="review_accept",
+    ),
+    path(
+        "courses/<slug:slug>/review/<int:response_id>/override/",
+        views.review_override,
+        name="review_override",
+    ),
+    path(
+        "courses/<slug:slug>/submissions/<int:submission_id>/",
+        views.submission_detail,
+        name="submission_detail",
+    ),
 ]

@@ -170,10 +170,12 @@ def student_record_visible(*, viewer: UserLike, student: Any, course: Course) ->
 
 
 def assessments_visible(*, user: UserLike, course: Course) -> QuerySet[Assessment]:
-    """The course's assessments, annotated with ``item_count`` and ``my_submission_status``.
+    """The course's assessments, annotated with ``item_count``, ``my_submission_status`` and
+    ``my_submission_id``.
 
-    Staff see all of them; students only the published ones. ``my_submission_status`` is the
-    status of the user's latest submission of the assessment (None if they have not started).
+    Staff see all of them; students only the published ones. ``my_submission_status`` and
+    ``my_submission_id`` are the status and id of the user's latest submission of the assessment
+    (None if they have not started).
     """
     if course_is_staff(user=user, course=course):
         assessments = Assessment.objects.filter(course=course)
@@ -181,14 +183,13 @@ def assessments_visible(*, user: UserLike, course: Course) -> QuerySet[Assessmen
         assessments = Assessment.objects.filter(course=course, is_published=True)
     else:
         return Assessment.objects.none()
-    latest_status = (
-        Submission.objects.filter(assessment=OuterRef("pk"), student=user)
-        .order_by("-created_at", "-pk")
-        .values("status")[:1]
+    latest = Submission.objects.filter(assessment=OuterRef("pk"), student=user).order_by(
+        "-created_at", "-pk"
     )
     return assessments.annotate(
         item_count=Count("entries", distinct=True),
-        my_submission_status=Subquery(latest_status),
+        my_submission_status=Subquery(latest.values("status")[:1]),
+        my_submission_id=Subquery(latest.values("pk")[:1]),
     ).order_by("due_at", "pk")
 
 

@@ -15,8 +15,9 @@ from typing import Any
 
 from django.utils import timezone
 
-from edu_dl.models import Assessment, AssessmentItem, Enrollment, Response, Submission
+from edu_dl.models import Assessment, AssessmentItem, Course, Enrollment, Response, Submission
 from edu_dl.selectors.access import UserLike, course_is_staff, course_role
+from edu_dl.services.errors import NotFound
 
 
 @dataclass(frozen=True)
@@ -119,3 +120,22 @@ def responses_for_student_view(
         )
     views.sort(key=lambda view: (view.position, view.response_id))
     return views
+
+
+def submission_get_for_viewer(
+    *, viewer: UserLike, course: Course, submission_id: int
+) -> Submission:
+    """The submission of ``course`` with this id, if ``viewer`` may open it: its author (while a
+    student of the course) or the course's staff. Anyone else gets :class:`NotFound`, exactly as
+    for a submission that does not exist."""
+    submission = (
+        Submission.objects.select_related("assessment__course", "student")
+        .filter(pk=submission_id, assessment__course=course)
+        .first()
+    )
+    if submission is None or not (
+        _viewer_is_author(viewer=viewer, submission=submission)
+        or course_is_staff(user=viewer, course=course)
+    ):
+        raise NotFound("No such submission.")
+    return submission

@@ -445,18 +445,13 @@ def interaction_record_from_response(
         )
     correct = response_is_correct(score=response.score, item=item)
     external_id = f"response:{response.pk}"
-    existing = (
-        Interaction.objects.select_for_update()
-        .filter(course_id=course_id, source=Interaction.Source.RESPONSE, external_id=external_id)
-        .first()
-    )
-    if existing is not None:
-        if existing.correct == correct:
-            return existing
-        existing.correct = correct
-        existing.save(update_fields=["correct"])
-        interaction = existing
-    else:
+    recorded = {
+        "course_id": course_id,
+        "source": Interaction.Source.RESPONSE,
+        "external_id": external_id,
+    }
+    interaction = Interaction.objects.select_for_update().filter(**recorded).first()
+    if interaction is None:
         submission = response.submission
         try:
             with transaction.atomic():
@@ -471,10 +466,19 @@ def interaction_record_from_response(
                     external_id=external_id,
                     response=response,
                 )
-        except IntegrityError:  # recorded by a concurrent call since our read
-            return Interaction.objects.get(
-                course_id=course_id, source=Interaction.Source.RESPONSE, external_id=external_id
-            )
+        except IntegrityError:
+            # Recorded by a concurrent call since our read, perhaps from the grade that this
+            # one replaces (a model's grade racing a teacher's override): lock it and correct
+            # it below, rather than return the other call's answer as it is.
+            interaction = Interaction.objects.select_for_update().get(**recorded)
+        else:
+            if update_mastery:
+                mastery_update_enqueue(student_id=student_id, course_id=course_id)
+            return interaction
+    if interaction.correct == correct:
+        return interaction
+    interaction.correct = correct
+    interaction.save(update_fields=["correct"])
     if update_mastery:
         mastery_update_enqueue(student_id=student_id, course_id=course_id)
     return interaction

@@ -293,7 +293,7 @@ def test_students_see_published_assessments_with_their_own_submission_status(sch
     Submission.objects.create(
         student=school["bob"], assessment=quiz, status=Submission.Status.GRADED
     )
-    Submission.objects.create(
+    mine = Submission.objects.create(
         student=school["alice"], assessment=quiz, status=Submission.Status.SUBMITTED
     )
     # When alice, the teacher and a stranger list the assessments
@@ -301,9 +301,9 @@ def test_students_see_published_assessments_with_their_own_submission_status(sch
     for_teacher = assessments_visible(user=school["teacher"], course=algebra)
     for_stranger = assessments_visible(user=school["bio_student"], course=algebra)
     # Then alice sees the published one with her own status, staff see both, a stranger none
-    assert [(a.title, a.item_count, a.my_submission_status) for a in for_alice] == [
-        ("Quiz", 1, "submitted")
-    ]
+    assert [
+        (a.title, a.item_count, a.my_submission_status, a.my_submission_id) for a in for_alice
+    ] == [("Quiz", 1, "submitted", mine.pk)]
     assert sorted(a.title for a in for_teacher) == ["Draft", "Quiz"]
     assert list(for_stranger) == []
 

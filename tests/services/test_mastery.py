@@ -370,6 +370,36 @@ def test_an_overridden_grade_corrects_the_interaction(
     assert sent == [("edu_dl.mastery.update_student", [student(0).pk, course.pk])]
 
 
+def test_a_grade_that_loses_the_race_to_create_the_interaction_still_corrects_it(
+    course, quiz, sent, monkeypatch, django_capture_on_commit_callbacks
+):
+    # Given the model's grade (right) recorded by a concurrent call that our read did not see
+    response = graded(student(0), quiz, score=4)
+    first = interaction_record_from_response(response=response, update_mastery=False)
+    Response.objects.filter(pk=response.pk).update(score=0, grade_source="teacher")
+    manager = Interaction.objects
+    real_select_for_update = manager.select_for_update
+    reads = []
+
+    def select_for_update_missing_the_first_read(*args, **kwargs):
+        reads.append(1)
+        if len(reads) == 1:
+            return manager.none()
+        return real_select_for_update(*args, **kwargs)
+
+    monkeypatch.setattr(manager, "select_for_update", select_for_update_missing_the_first_read)
+
+    # When the teacher's grade (wrong) is recorded and its insert hits the unique constraint
+    with django_capture_on_commit_callbacks(execute=True):
+        corrected = interaction_record_from_response(response=response)
+
+    # Then the one interaction is corrected, not returned as the other call left it
+    assert Interaction.objects.filter(response=response).count() == 1
+    assert (corrected.pk, corrected.correct) == (first.pk, False)
+    assert Interaction.objects.get(pk=first.pk).correct is False
+    assert sent == [("edu_dl.mastery.update_student", [student(0).pk, course.pk])]
+
+
 @pytest.mark.parametrize(
     ("fraction", "score", "correct"),
     [(0.5, 2, True), (0.5, 1.9, False), (0.75, 2, False), (0.75, 3, True), (1.0, 4, True)],

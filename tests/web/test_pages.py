@@ -297,7 +297,13 @@ def test_a_student_sees_only_their_own_released_grades(client, school):
     content = response.content.decode()
     assert "<td>1 of 1</td>" in content
     assert "<td>Yes</td>" in content
-    assert "<td>Graded</td>" in content  # her submission's status
+    submission = Submission.objects.get(student=school["alice"])
+    submission_url = reverse(
+        "edu_dl:submission_detail",
+        kwargs={"slug": "algebra", "submission_id": submission.pk},
+    )
+    # her submission's status, linked to her submission's page
+    assert f'<td><a href="{submission_url}">Graded</a></td>' in content
     assert "<td>Not started</td>" in content
     # And nothing of anyone else, nor anything for staff only
     for hidden in [
