@@ -23,6 +23,8 @@ def test_registered_task_names_are_stable():
     names = sorted(n for n in current_app.tasks if n.startswith("edu_dl."))
 
     assert names == [
+        "edu_dl.grading.grade_responses",
+        "edu_dl.grading.sweep_pending",
         "edu_dl.mastery.refresh_course",
         "edu_dl.mastery.update_student",
         "edu_dl.tracing.retrain_due",
@@ -48,10 +50,11 @@ def test_a_students_mastery_update_is_routed_with_grading_and_the_course_refresh
     assert router.route({}, "edu_dl.tracing.retrain_due")["queue"].name == "default"
 
 
-def test_model_grading_is_routed_to_the_grading_queue():
+def test_model_grading_is_routed_to_the_grading_queue_and_its_sweep_to_default():
     router = current_app.amqp.router
 
     assert router.route({}, "edu_dl.grading.grade_responses")["queue"].name == "grading"
+    assert router.route({}, "edu_dl.grading.sweep_pending")["queue"].name == "default"
 
 
 def test_every_beat_entry_names_a_registered_task():
@@ -76,6 +79,7 @@ def test_the_web_process_never_imports_torch():
         "import lms_site.urls, edu_dl.admin, edu_dl.services.training, edu_dl.services.mastery;"
         "import edu_dl.services.progress, edu_dl.services.importing, edu_dl.selectors.progress;"
         "import edu_dl.services.submissions, edu_dl.selectors.submissions;"
+        "import edu_dl.services.grader_training, edu_dl.selectors.grading;"
         "Client().get('/healthz');"
         "print('torch' in sys.modules)"
     )
@@ -97,4 +101,4 @@ def test_edu_dl_ml_imports_nothing_from_django_or_the_app():
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Contracts: 2 kept, 0 broken." in result.stdout
+    assert "Contracts: 3 kept, 0 broken." in result.stdout

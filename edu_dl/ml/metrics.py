@@ -43,3 +43,46 @@ def binary_log_loss(labels: np.ndarray, probabilities: np.ndarray, eps: float = 
         return float("nan")
     p = np.clip(np.asarray(probabilities, dtype=np.float64).ravel(), eps, 1 - eps)
     return float(-(labels * np.log(p) + (1 - labels) * np.log(1 - p)).mean())
+
+
+def quadratic_weighted_kappa(gold: np.ndarray, predicted: np.ndarray, n_levels: int) -> float:
+    """Cohen's kappa with quadratic weights between two ratings coded 0 .. n_levels-1.
+
+    1 is perfect agreement, 0 what chance gives. When both raters gave one and the same level
+    to every answer the expected disagreement is 0 and kappa is defined as 1 (they agree).
+    """
+    gold = np.asarray(gold, dtype=np.int64).ravel()
+    predicted = np.asarray(predicted, dtype=np.int64).ravel()
+    if gold.size == 0:
+        return float("nan")
+    if gold.size != predicted.size:
+        raise ValueError("gold and predicted ratings differ in length")
+    if min(gold.min(), predicted.min()) < 0 or max(gold.max(), predicted.max()) >= n_levels:
+        raise ValueError(f"ratings must be coded 0 .. {n_levels - 1}")
+    observed = np.zeros((n_levels, n_levels), dtype=np.float64)
+    np.add.at(observed, (gold, predicted), 1.0)
+    expected = np.outer(observed.sum(axis=1), observed.sum(axis=0)) / gold.size
+    levels = np.arange(n_levels, dtype=np.float64)
+    weights = (levels[:, None] - levels[None, :]) ** 2
+    expected_disagreement = (weights * expected).sum()
+    if expected_disagreement == 0:
+        return 1.0 if (weights * observed).sum() == 0 else 0.0
+    return float(1.0 - (weights * observed).sum() / expected_disagreement)
+
+
+def expected_calibration_error(
+    correct: np.ndarray, confidence: np.ndarray, n_bins: int = 10
+) -> float:
+    """Mean gap between stated confidence and observed accuracy, over equal-width bins,
+    weighted by how many predictions fall in each bin (0 is perfectly calibrated)."""
+    correct = np.asarray(correct, dtype=np.float64).ravel()
+    confidence = np.asarray(confidence, dtype=np.float64).ravel()
+    if correct.size == 0:
+        return float("nan")
+    bins = np.minimum((confidence * n_bins).astype(np.int64), n_bins - 1)
+    total = 0.0
+    for b in range(n_bins):
+        in_bin = bins == b
+        if in_bin.any():
+            total += in_bin.sum() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
+    return float(total / correct.size)

@@ -40,6 +40,8 @@ def register_model(
 
 def _ensure_builtin_models_loaded() -> None:
     # Importing the packages runs their @register_model decorators.
+    import edu_dl.ml.grading.reference
+    import edu_dl.ml.grading.scorer
     import edu_dl.ml.kt  # noqa: F401
 
 

@@ -56,6 +56,8 @@ class TrainingOutcome:
     # Scores another version's artifact on this run's held-out data (the evaluation gate).
     score_other: Callable[[bytes], float]
     notes: list[str] = field(default_factory=list)
+    # What score_other measures on, for the gate's verdict ("" = the run's validation students).
+    held_out: str = ""
 
 
 class ProgressReporter:
@@ -83,9 +85,10 @@ class ProgressReporter:
 
 
 def _trainers() -> dict[str, Callable[..., TrainingOutcome]]:
+    from edu_dl.services.grader_training import grader_train
     from edu_dl.services.tracing import kt_train
 
-    return {"kt": kt_train}
+    return {"kt": kt_train, "grader": grader_train}
 
 
 def _enqueue(run: TrainingRun) -> None:
@@ -136,6 +139,10 @@ def _check_enough_data(scope: Scope) -> None:
                 f"at least {needed} to train",
                 field="course",
             )
+    elif scope.kind == "grader":
+        from edu_dl.services.grader_training import grader_training_data_check
+
+        grader_training_data_check(scope=scope)
     elif scope.kind not in _trainers():
         raise ValidationFailed(f"training {scope.kind} models is not available yet", field="kind")
 
@@ -243,6 +250,11 @@ def training_run_execute(*, run_id: int, task_id: str = "", worker: str = "") ->
     return TrainingRun.objects.get(pk=run_id)
 
 
+def _json_number(value: float) -> float | None:
+    """None for NaN and infinities, which PostgreSQL's jsonb refuses."""
+    return value if math.isfinite(value) else None
+
+
 def _evaluation_gate(*, version: ModelVersion, outcome: TrainingOutcome, run: TrainingRun) -> None:
     """Activate the candidate only if it scores at least the active version on the same
     held-out data; otherwise leave it a candidate with the reason written on it."""
@@ -266,22 +278,25 @@ def _evaluation_gate(*, version: ModelVersion, outcome: TrainingOutcome, run: Tr
         except ArtifactIntegrityError as error:
             active_score = float("-inf")
             logger.error("gate: active %s cannot be scored: %s", active, error.message)
-        held_out = outcome.metrics.get("validation_students", "the same")
+        held_out = outcome.held_out or (
+            f"{outcome.metrics.get('validation_students', 'the same')} validation students"
+        )
         if not active_score <= candidate_score:  # NaN for the active counts as beaten
             reason = (
                 f"not activated: {metric} {candidate_score:.4f} is below active "
-                f"v{active.version}'s {active_score:.4f} on {held_out} validation students"
+                f"v{active.version}'s {active_score:.4f} on {held_out}"
             )
             ModelVersion.objects.filter(pk=version.pk).update(
-                gate_reason=reason, metrics={**version.metrics, f"active_{metric}": active_score}
+                gate_reason=reason,
+                metrics={**version.metrics, f"active_{metric}": _json_number(active_score)},
             )
             return
         reason = (
             f"activated: {metric} {candidate_score:.4f} >= active v{active.version}'s "
-            f"{active_score:.4f} on {held_out} validation students"
+            f"{active_score:.4f} on {held_out}"
         )
         ModelVersion.objects.filter(pk=version.pk).update(
-            metrics={**version.metrics, f"active_{metric}": active_score}
+            metrics={**version.metrics, f"active_{metric}": _json_number(active_score)}
         )
     model_version_activate(version=version, actor=run.requested_by, note=reason)
     ModelVersion.objects.filter(pk=version.pk).update(gate_reason=reason)

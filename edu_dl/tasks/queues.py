@@ -21,6 +21,7 @@ ROUTES = {
     "edu_dl.training.sweep": DEFAULT,
     "edu_dl.mastery.update_student": GRADING,
     "edu_dl.grading.grade_responses": GRADING,
+    "edu_dl.grading.sweep_pending": DEFAULT,
     "edu_dl.mastery.refresh_course": DEFAULT,
     "edu_dl.tracing.retrain_due": DEFAULT,
 }

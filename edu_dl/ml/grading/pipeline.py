@@ -1,0 +1,186 @@
+"""From teacher-scored responses to a grader, and from a grader to explained, calibrated scores.
+
+This is the one code path for production (the model-grading service and the grader trainer)
+and for ``evaluate_grader``. It knows nothing about Django: callers pass texts, scores and
+keys (response ids in production, row numbers in evaluation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edu_dl.ml.checkpoint import LoadedCheckpoint, checkpoint_bytes, load_checkpoint
+from edu_dl.ml.grading.encoder import Encoder
+from edu_dl.ml.grading.scorer import ItemScorer, ScorerConfig, fit_item_scorer
+
+MAX_LEVELS = 61
+MIN_SCORED_RESPONSES = 10
+
+
+class GraderUnavailable(RuntimeError):
+    """This grader cannot score here (its encoder is missing, its file does not fit)."""
+
+
+@dataclass(frozen=True)
+class GradePrediction:
+    score: float  # on the item's own scale, one of its levels
+    confidence: float  # probability that the score is exactly what the teacher would give
+    similar: list[dict[str, Any]]  # most similar scored responses: key, score, similarity
+    phrases: list[dict[str, Any]]  # the words that moved the score, in score points
+
+    def explanation(self) -> dict[str, Any]:
+        return {"similar": self.similar, "phrases": self.phrases}
+
+
+@dataclass
+class TrainedGrader:
+    scorer: ItemScorer
+    keys: list[Any]
+    scores: list[float]
+    encoder_name: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def validated_qwk(self) -> float:
+        return float(self.metrics.get("validated_qwk", float("nan")))
+
+    def grade(
+        self, texts: list[str], *, encoder: Encoder | None = None, explain: bool = True
+    ) -> list[GradePrediction]:
+        if not texts:
+            return []
+        embeddings = None
+        if self.encoder_name:
+            if encoder is None or encoder.name != self.encoder_name:
+                raise GraderUnavailable(
+                    f"this grader was trained with the sentence encoder {self.encoder_name!r}, "
+                    "which is not loaded here"
+                )
+            embeddings = encoder.encode(texts)
+        output = self.scorer(texts, embeddings)
+        predictions = []
+        for i, text in enumerate(texts):
+            similar = [
+                {
+                    "key": self.keys[int(j)],
+                    "score": self.scores[int(j)],
+                    "similarity": round(float(s), 3),
+                }
+                for j, s in zip(
+                    output.neighbour_index[i, :3], output.neighbour_similarity[i, :3], strict=True
+                )
+            ]
+            predictions.append(
+                GradePrediction(
+                    score=float(output.score[i]),
+                    confidence=float(output.confidence[i].clamp(0.0, 1.0)),
+                    similar=similar if explain else [],
+                    phrases=self.scorer.phrases(text) if explain else [],
+                )
+            )
+        return predictions
+
+    def to_bytes(self) -> bytes:
+        return checkpoint_bytes(
+            self.scorer,
+            metrics=self.metrics,
+            extra={
+                "keys": list(self.keys),
+                "scores": list(self.scores),
+                "encoder": self.encoder_name,
+            },
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> TrainedGrader:
+        return cls.from_checkpoint(load_checkpoint(data))
+
+    @classmethod
+    def from_checkpoint(cls, loaded: LoadedCheckpoint) -> TrainedGrader:
+        if not isinstance(loaded.model, ItemScorer):
+            raise GraderUnavailable(f"the file holds a {loaded.name!r} model, not a grader")
+        return cls(
+            scorer=loaded.model.eval(),
+            keys=list(loaded.extra.get("keys", [])),
+            scores=[float(s) for s in loaded.extra.get("scores", [])],
+            encoder_name=str(loaded.extra.get("encoder", "")),
+            metrics=dict(loaded.metrics),
+        )
+
+
+def score_levels(min_score: float, max_score: float, observed: list[float] | None = None) -> int:
+    """How many score levels an item has: whole points, or finer steps the teacher used."""
+    span = max_score - min_score
+    if span <= 0:
+        raise ValueError("max_score must be above min_score")
+    step = 1.0
+    if observed:
+        offsets = sorted({round(s - min_score, 6) for s in observed if s > min_score})
+        fractional = [o for o in offsets if abs(o - round(o)) > 1e-6]
+        if fractional:
+            step = min(_step_of(o) for o in fractional)
+    if span < step:
+        step = span
+    levels = round(span / step) + 1
+    return max(2, min(MAX_LEVELS, levels))
+
+
+def _step_of(offset: float) -> float:
+    for step in (0.5, 0.25, 0.2, 0.1):
+        if abs(offset / step - round(offset / step)) < 1e-6:
+            return step
+    return 0.1
+
+
+def train_grader(
+    texts: list[str],
+    scores: list[float],
+    keys: list[Any],
+    *,
+    min_score: float,
+    max_score: float,
+    reference_answer: str = "",
+    encoder: Encoder | None = None,
+    config: ScorerConfig | None = None,
+) -> TrainedGrader:
+    """Fit an item's grader on its teacher-scored responses."""
+    if not (len(texts) == len(scores) == len(keys)):
+        raise ValueError("texts, scores and keys differ in length")
+    if len(texts) < MIN_SCORED_RESPONSES:
+        raise ValueError(
+            f"a grader needs at least {MIN_SCORED_RESPONSES} scored responses, got {len(texts)}"
+        )
+    bad = [s for s in scores if not (min_score - 1e-9 <= s <= max_score + 1e-9)]
+    if bad:
+        raise ValueError(f"score {bad[0]} is outside the item's scale {min_score}..{max_score}")
+    n_levels = score_levels(min_score, max_score, list(scores))
+    embeddings = encoder.encode(texts) if encoder is not None else None
+    scorer, report = fit_item_scorer(
+        texts,
+        np.asarray(scores, dtype=np.float64),
+        min_score=min_score,
+        max_score=max_score,
+        n_levels=n_levels,
+        reference_answer=reference_answer,
+        embeddings=embeddings,
+        config=config,
+    )
+    metrics = {
+        "validated_qwk": round(report.selection_qwk, 4),
+        "loo_qwk": round(report.loo_qwk, 4),
+        "loo_accuracy": round(report.loo_accuracy, 4),
+        "n_train": report.n_train,
+        "n_levels": n_levels,
+        "ridge": report.ridge,
+        "view_weights": {k: round(v, 4) for k, v in report.view_weights.items()},
+    }
+    return TrainedGrader(
+        scorer=scorer.eval(),
+        keys=list(keys),
+        scores=[float(s) for s in scores],
+        encoder_name=encoder.name if encoder is not None else "",
+        metrics=metrics,
+    )

@@ -1,0 +1,35 @@
+"""The release policy and the review order: pure functions shared by the grading service and
+the review simulation of ``evaluate_grader``, so the simulation measures what production does.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def release_allowed(
+    *,
+    validated_qwk: float | None,
+    confidence: float | None,
+    min_qwk: float,
+    min_confidence: float,
+) -> bool:
+    """A model score reaches the student only when both the item's model has proved itself
+    against teacher scores and this prediction is confident; anything unknown means no."""
+    if validated_qwk is None or confidence is None:
+        return False
+    if math.isnan(validated_qwk) or math.isnan(confidence):
+        return False
+    return validated_qwk >= min_qwk and confidence >= min_confidence
+
+
+def review_priority(*, confidence: float | None, nearest_similarity: float | None) -> float:
+    """How much the model would learn from the teacher grading this response (0 to 1).
+
+    Uncertain answers come first (the teacher's score settles a case the model cannot), and
+    among them answers unlike anything scored so far (a new kind of answer teaches more than a
+    tenth copy of a known one). Without a model every answer is equally uncertain.
+    """
+    uncertainty = 1.0 if confidence is None else 1.0 - max(0.0, min(1.0, confidence))
+    novelty = 1.0 if nearest_similarity is None else 1.0 - max(0.0, min(1.0, nearest_similarity))
+    return round(0.75 * uncertainty + 0.25 * novelty, 6)

@@ -1,0 +1,115 @@
+"""Teacher-scored answers as plain data for the graders (no torch here).
+
+A response counts as teacher-scored when its current grade came from a teacher (accepted or
+overridden in the review queue): those scores are what the graders learn from and are measured
+against. Blank answers are left out: the model never grades them (the item's
+empty_answer_policy does), so they teach it nothing about the answers it will see.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.db.models import Count, Q
+
+from edu_dl.models import Item, Response
+
+
+@dataclass(frozen=True)
+class ScoredAnswer:
+    response_id: int
+    text: str
+    score: float
+
+
+@dataclass
+class TeacherScores:
+    """One item's teacher-scored answers, in response order."""
+
+    item_id: int
+    answers: list[ScoredAnswer] = field(default_factory=list)
+
+    @property
+    def texts(self) -> list[str]:
+        return [answer.text for answer in self.answers]
+
+    @property
+    def scores(self) -> list[float]:
+        return [answer.score for answer in self.answers]
+
+    @property
+    def response_ids(self) -> list[int]:
+        return [answer.response_id for answer in self.answers]
+
+
+def _teacher_scored(item_ids: Iterable[int] | None = None):
+    rows = Response.objects.filter(
+        grade_source=Response.GradeSource.TEACHER,
+        status=Response.Status.GRADED,
+        score__isnull=False,
+    )
+    if item_ids is not None:
+        rows = rows.filter(item_id__in=list(item_ids))
+    return rows
+
+
+def teacher_scores_by_item(*, item_ids: Iterable[int]) -> dict[int, TeacherScores]:
+    """Every listed item's teacher-scored answers (an item without any gets an empty entry)."""
+    wanted = list(item_ids)
+    result = {item_id: TeacherScores(item_id) for item_id in wanted}
+    rows = (
+        _teacher_scored(wanted)
+        .order_by("item_id", "id")
+        .values_list("item_id", "id", "answer", "score")
+        .iterator(chunk_size=5_000)
+    )
+    for item_id, response_id, answer, score in rows:
+        if isinstance(answer, str) and answer.strip():
+            result[item_id].answers.append(ScoredAnswer(response_id, answer, float(score)))
+    return result
+
+
+def item_teacher_scores(*, item_id: int) -> TeacherScores:
+    """The item's teacher-scored answers."""
+    return teacher_scores_by_item(item_ids=[item_id])[item_id]
+
+
+def item_teacher_score_count(*, item_id: int) -> int:
+    """How many of the item's non-empty responses carry a teacher's score: a count in the
+    database, for deciding in the web process whether training is worth asking for."""
+    return _teacher_scored([item_id]).exclude(answer__isnull=True).exclude(answer="").count()
+
+
+def reference_items_with_teacher_scores() -> list[Item]:
+    """Items of any course that have a reference answer and teacher-scored responses: what the
+    cold-start reference grader learns from. Annotated with ``teacher_scores`` (a count)."""
+    items = (
+        Item.objects.filter(kind__in=sorted(Item.MODEL_GRADED_KINDS))
+        .exclude(reference_answer="")
+        .annotate(
+            teacher_scores=Count(
+                "responses",
+                filter=Q(
+                    responses__grade_source=Response.GradeSource.TEACHER,
+                    responses__status=Response.Status.GRADED,
+                    responses__score__isnull=False,
+                ),
+            )
+        )
+        .filter(teacher_scores__gt=0)
+        .order_by("pk")
+    )
+    return [item for item in items if item.reference_answer.strip()]
+
+
+def teacher_scores_fingerprint(scores: Iterable[TeacherScores]) -> str:
+    """sha256 over every (item, response, score, text): two trainings with the same fingerprint
+    learnt from the same teacher scores."""
+    digest = hashlib.sha256()
+    for item in scores:
+        for answer in item.answers:
+            digest.update(f"{item.item_id}|{answer.response_id}|{answer.score!r}|".encode())
+            digest.update(hashlib.sha256(answer.text.encode()).digest())
+    return digest.hexdigest()

@@ -1,0 +1,203 @@
+import numpy as np
+import pytest
+import torch
+
+from edu_dl.ml.checkpoint import load_checkpoint
+from edu_dl.ml.grading import text as textlib
+from edu_dl.ml.grading.pipeline import (
+    GraderUnavailable,
+    TrainedGrader,
+    score_levels,
+    train_grader,
+)
+from edu_dl.ml.grading.policy import release_allowed, review_priority
+from edu_dl.ml.grading.scorer import ItemScorer, fit_thresholds
+from edu_dl.ml.metrics import expected_calibration_error, quadratic_weighted_kappa
+from edu_dl.ml.registry import build_model, model_names
+
+GOOD = [
+    "plants use sunlight to make glucose from carbon dioxide and water",
+    "photosynthesis turns light energy, water and carbon dioxide into sugar and oxygen",
+    "the plant makes food (glucose) with energy from the sun, releasing oxygen",
+    "chlorophyll absorbs sunlight so the leaf can make sugar from co2 and water",
+]
+PARTIAL = [
+    "plants need sunlight to grow",
+    "it is about the sun and leaves",
+    "plants make oxygen",
+    "leaves are green because of chlorophyll",
+]
+WRONG = ["i do not know", "animals eat plants", "the sky is blue", "water boils at 100 degrees"]
+
+
+def make_answers(repeats: int = 4):
+    texts, scores = [], []
+    for r in range(repeats):
+        for group, score in ((GOOD, 2.0), (PARTIAL, 1.0), (WRONG, 0.0)):
+            for t in group:
+                texts.append(f"{t} {'indeed' * (r % 2)}".strip())
+                scores.append(score)
+    return texts, scores
+
+
+def test_char_ngrams_are_counted_per_document_and_stay_inside_it():
+    counts = textlib.char_ngram_counts(["ab", "", "ab"], orders=(2,), n_buckets=1024)
+
+    # " ab " has 3 bigrams; the empty text only " " + " " = 1 bigram ("  ").
+    per_doc = torch.zeros(3).index_add_(0, counts.doc, counts.count)
+    assert per_doc.tolist() == [3.0, 1.0, 3.0]
+    first = sorted(counts.bucket[counts.doc == 0].tolist())
+    third = sorted(counts.bucket[counts.doc == 2].tolist())
+    assert first == third
+
+
+def test_normalisation_folds_width_case_and_spaces():
+    assert textlib.normalize_text("  \uff21\uff22\uff23\tdef\n ") == "abc def"
+
+
+def test_tfidf_rows_have_unit_length():
+    counts = textlib.word_ngram_counts(["a b c", "a a", "zzz"], orders=(1, 2), n_buckets=4096)
+    idf = textlib.idf_from_frequency(textlib.document_frequency(counts), 3)
+
+    matrix = textlib.tfidf_matrix(counts, idf).to_dense()
+
+    assert torch.allclose(matrix.norm(dim=1), torch.ones(3))
+
+
+def test_trained_grader_ranks_good_answers_above_wrong_ones():
+    texts, scores = make_answers()
+
+    grader = train_grader(texts, scores, list(range(len(texts))), min_score=0, max_score=2)
+    predictions = grader.grade(
+        ["sunlight, water and carbon dioxide become glucose and oxygen", "the sky is green"]
+    )
+
+    assert predictions[0].score == 2.0
+    assert predictions[1].score == 0.0
+    assert all(0.0 <= p.confidence <= 1.0 for p in predictions)
+    assert grader.metrics["validated_qwk"] > 0.8
+    assert grader.metrics["n_train"] == len(texts)
+
+
+def test_explanation_names_similar_scored_answers_and_phrases():
+    texts, scores = make_answers()
+    grader = train_grader(
+        texts, scores, [1000 + i for i in range(len(texts))], min_score=0, max_score=2
+    )
+
+    prediction = grader.grade(["plants use sunlight to make glucose"])[0]
+
+    assert len(prediction.similar) == 3
+    assert all(s["key"] >= 1000 for s in prediction.similar)
+    assert prediction.similar[0]["score"] == 2.0
+    assert prediction.phrases, "a model score always comes with the phrases behind it"
+    assert {"text", "weight"} == set(prediction.phrases[0])
+    assert prediction.explanation() == {
+        "similar": prediction.similar,
+        "phrases": prediction.phrases,
+    }
+
+
+def test_grader_survives_a_checkpoint_round_trip():
+    texts, scores = make_answers()
+    grader = train_grader(
+        texts,
+        scores,
+        list(range(len(texts))),
+        min_score=0,
+        max_score=2,
+        reference_answer="Sunlight, water and carbon dioxide make glucose and oxygen.",
+    )
+    probe = ["plants make glucose with light", "no idea"]
+
+    restored = TrainedGrader.from_bytes(grader.to_bytes())
+
+    before, after = grader.scorer(probe), restored.scorer(probe)
+    assert torch.allclose(before.raw, after.raw)
+    assert torch.allclose(before.confidence, after.confidence)
+    assert restored.keys == grader.keys
+    assert restored.metrics == grader.metrics
+    assert isinstance(load_checkpoint(grader.to_bytes()).model, ItemScorer)
+
+
+def test_scorer_is_registered_by_name():
+    assert "item-scorer" in model_names("grader")
+    assert isinstance(build_model("item-scorer", {"n_levels": 3}), ItemScorer)
+
+
+def test_grader_trained_with_an_encoder_refuses_to_score_without_it():
+    class FakeEncoder:
+        name = "fake"
+        dim = 4
+
+        def encode(self, texts):
+            return torch.nn.functional.normalize(
+                torch.tensor([[len(t), 1.0, t.count("e"), 2.0] for t in texts]), dim=1
+            )
+
+    texts, scores = make_answers()
+    grader = train_grader(
+        texts, scores, list(range(len(texts))), min_score=0, max_score=2, encoder=FakeEncoder()
+    )
+
+    assert len(grader.grade(["plants make sugar"], encoder=FakeEncoder())) == 1
+    with pytest.raises(GraderUnavailable, match="fake"):
+        grader.grade(["plants make sugar"])
+
+
+def test_training_refuses_too_few_answers_and_scores_off_the_scale():
+    with pytest.raises(ValueError, match="at least 10"):
+        train_grader(["a"] * 3, [0, 1, 1], [1, 2, 3], min_score=0, max_score=1)
+    with pytest.raises(ValueError, match="outside"):
+        train_grader(["a"] * 10, [0] * 9 + [5], list(range(10)), min_score=0, max_score=1)
+
+
+def test_score_levels_follow_the_teachers_steps():
+    assert score_levels(0, 3) == 4
+    assert score_levels(0, 1, [0, 0.5, 1]) == 3
+    assert score_levels(0, 60) == 61
+    assert score_levels(0, 2, [0.25, 1]) == 9
+
+
+def test_thresholds_never_lose_qwk_against_midpoints():
+    rng = np.random.default_rng(0)
+    gold = rng.integers(0, 4, 300)
+    raw = np.clip(gold / 3 + rng.normal(0.08, 0.15, 300), 0, 1)  # biased upwards
+    midpoint = np.searchsorted((np.arange(3) + 0.5) / 3, raw, side="right")
+
+    thresholds = fit_thresholds(raw, gold, 4)
+
+    fitted = np.searchsorted(thresholds, raw, side="right")
+    assert np.all(np.diff(thresholds) > 0)
+    assert quadratic_weighted_kappa(gold, fitted, 4) >= quadratic_weighted_kappa(gold, midpoint, 4)
+
+
+def test_quadratic_weighted_kappa_known_values():
+    assert quadratic_weighted_kappa([0, 1, 2], [0, 1, 2], 3) == 1.0
+    assert quadratic_weighted_kappa([0, 1, 2, 0], [2, 1, 0, 2], 3) < 0
+    # Worked example: one disagreement of one level among four answers.
+    assert quadratic_weighted_kappa([0, 0, 1, 1], [0, 1, 1, 1], 2) == pytest.approx(0.5)
+    with pytest.raises(ValueError):
+        quadratic_weighted_kappa([0, 3], [0, 1], 3)
+
+
+def test_expected_calibration_error():
+    assert expected_calibration_error([1, 1, 0, 0], [1.0, 1.0, 0.0, 0.0]) == 0.0
+    assert expected_calibration_error([0, 0], [0.95, 0.95]) == pytest.approx(0.95)
+
+
+def test_release_needs_a_proven_model_and_a_confident_prediction():
+    allowed = {"min_qwk": 0.8, "min_confidence": 0.85}
+    assert release_allowed(validated_qwk=0.85, confidence=0.9, **allowed)
+    assert not release_allowed(validated_qwk=0.79, confidence=0.99, **allowed)
+    assert not release_allowed(validated_qwk=0.95, confidence=0.84, **allowed)
+    assert not release_allowed(validated_qwk=None, confidence=0.99, **allowed)
+    assert not release_allowed(validated_qwk=float("nan"), confidence=0.99, **allowed)
+
+
+def test_review_priority_puts_uncertain_and_novel_answers_first():
+    certain_known = review_priority(confidence=0.95, nearest_similarity=0.9)
+    uncertain_known = review_priority(confidence=0.4, nearest_similarity=0.9)
+    uncertain_novel = review_priority(confidence=0.4, nearest_similarity=0.1)
+    assert certain_known < uncertain_known < uncertain_novel
+    assert review_priority(confidence=None, nearest_similarity=None) == 1.0

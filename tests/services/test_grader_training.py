@@ -1,0 +1,272 @@
+"""Grader training runs (an item's grader and the cold-start reference grader) and the
+retraining that teachers' scores set off."""
+
+from __future__ import annotations
+
+import pytest
+
+from edu_dl.ml.grading.pipeline import MIN_SCORED_RESPONSES, TrainedGrader
+from edu_dl.ml.grading.reference import MIN_EXAMPLES, MIN_ITEMS
+from edu_dl.models import ModelVersion, TrainingRun
+from edu_dl.services.artifacts import artifact_read_verified
+from edu_dl.services.errors import ValidationFailed
+from edu_dl.services.grader_training import (
+    MIN_TEACHER_SCORES,
+    REFERENCE_MIN_ITEMS,
+    REFERENCE_MIN_TEACHER_SCORES,
+    grader_retrain_if_due,
+)
+from edu_dl.services.training import training_request, training_run_cancel, training_run_execute
+from tests.factories import TrainingRunFactory
+from tests.grading_data import (
+    EVAPORATION_QUESTION,
+    EVAPORATION_REFERENCE,
+    PHOTOSYNTHESIS_QUESTION,
+    PHOTOSYNTHESIS_REFERENCE,
+    evaporation_answers,
+    make_quiz,
+    photosynthesis_answers,
+    teacher_scored,
+)
+
+pytestmark = pytest.mark.django_db
+
+PHOTOSYNTHESIS = {
+    "title": "Photosynthesis",
+    "prompt": PHOTOSYNTHESIS_QUESTION,
+    "reference_answer": PHOTOSYNTHESIS_REFERENCE,
+}
+EVAPORATION = {
+    "title": "Evaporation",
+    "prompt": EVAPORATION_QUESTION,
+    "reference_answer": EVAPORATION_REFERENCE,
+}
+
+
+@pytest.fixture(autouse=True)
+def sent(monkeypatch):
+    """Messages sent to the broker (the real broker is exercised by the integration tests)."""
+    from celery import current_app
+
+    messages = []
+
+    class Result:
+        id = "task-id"
+
+    def send_task(name, args=None, **options):
+        messages.append((name, args))
+        return Result()
+
+    monkeypatch.setattr(current_app, "send_task", send_task)
+    return messages
+
+
+def interleaved() -> tuple[list[str], list[float]]:
+    """The photosynthesis answers, right and wrong ones in turn: any first part holds both."""
+    texts, scores = photosynthesis_answers()
+    order = [index for pair in zip(range(15), range(15, 30), strict=True) for index in pair]
+    return [texts[i] for i in order], [scores[i] for i in order]
+
+
+def test_the_ml_minimums_are_the_ones_the_web_process_checks():
+    assert MIN_TEACHER_SCORES == MIN_SCORED_RESPONSES
+    assert (REFERENCE_MIN_ITEMS, REFERENCE_MIN_TEACHER_SCORES) == (MIN_ITEMS, MIN_EXAMPLES)
+
+
+def test_a_grader_run_learns_the_items_teacher_scores_and_serves_them():
+    quiz = make_quiz(items=[PHOTOSYNTHESIS])
+    item = quiz.items[0]
+    texts, scores = photosynthesis_answers()
+    scored = teacher_scored(quiz, item, texts, scores)
+    run = training_request(kind="grader", item=item, requested_by=quiz.teacher)
+
+    training_run_execute(run_id=run.pk, task_id="t1", worker="w1")
+
+    run.refresh_from_db()
+    version = ModelVersion.objects.get()
+    grader = TrainedGrader.from_bytes(artifact_read_verified(version=version))
+    assert (run.status, run.progress, run.stage, run.error) == ("succeeded", 100, "done", "")
+    assert (version.kind, version.scope_type, version.scope_key, version.item) == (
+        "grader",
+        "item",
+        f"item:{item.pk}",
+        item,
+    )
+    assert (version.status, version.version, version.training_run) == ("active", 1, run)
+    assert version.architecture == "item-scorer"
+    assert version.metrics["validated_qwk"] == 0.8
+    assert (version.metrics["n_train"], version.metrics["teacher_scored_answers"]) == (30, 30)
+    assert version.gate_reason == "activated: first version (validated_qwk 0.8000)"
+    assert len(version.data_fingerprint) == 64
+    assert grader.keys == [response.pk for response in scored]
+    assert grader.validated_qwk == 0.8
+
+
+def test_a_new_grader_is_gated_on_the_answers_the_active_one_never_learnt_from():
+    quiz = make_quiz(items=[PHOTOSYNTHESIS])
+    item = quiz.items[0]
+    texts, scores = interleaved()
+    teacher_scored(quiz, item, texts[:20], scores[:20])
+    first = training_request(kind="grader", item=item)
+    training_run_execute(run_id=first.pk)
+    teacher_scored(quiz, item, texts[20:], scores[20:], first_student=20)
+    second = training_request(kind="grader", item=item)
+
+    training_run_execute(run_id=second.pk)
+
+    old, new = ModelVersion.objects.order_by("version")
+    assert TrainingRun.objects.get(pk=second.pk).status == "succeeded"
+    # The first grader learnt from none of the last ten answers and scores all ten right; the
+    # new one's validated QWK, over all thirty with the three disputed ones, is 0.8.
+    assert new.metrics["active_validated_qwk"] == 1.0
+    assert new.gate_reason == (
+        "not activated: validated_qwk 0.8000 is below active v1's 1.0000 on the "
+        "teacher-scored answers the active version did not learn from"
+    )
+    assert (old.status, new.status) == ("active", "candidate")
+    assert new.data_fingerprint != old.data_fingerprint
+
+
+def test_too_few_teacher_scores_are_refused_and_nothing_is_created():
+    quiz = make_quiz(items=[PHOTOSYNTHESIS])
+    item = quiz.items[0]
+    texts, scores = interleaved()
+    teacher_scored(quiz, item, texts[:9], scores[:9])
+
+    with pytest.raises(ValidationFailed, match="has 9 teacher-scored responses; a grader needs"):
+        training_request(kind="grader", item=item)
+
+    assert TrainingRun.objects.count() == 0
+    assert ModelVersion.objects.count() == 0
+
+
+def test_a_run_that_finds_too_few_teacher_scores_fails_with_the_count():
+    quiz = make_quiz(items=[PHOTOSYNTHESIS])
+    item = quiz.items[0]
+    texts, scores = interleaved()
+    teacher_scored(quiz, item, texts[:5], scores[:5])
+    # Made as a row: the request itself refuses so little data (see the test above).
+    run = TrainingRunFactory(
+        kind="grader",
+        scope_type="item",
+        course=item.course,
+        item=item,
+        scope_key=f"item:{item.pk}",
+        idempotency_key=f"grader:item:{item.pk}",
+    )
+
+    training_run_execute(run_id=run.pk)
+
+    run.refresh_from_db()
+    assert run.status == "failed"
+    assert run.error == (
+        f"ValidationFailed: item {item.pk} (Photosynthesis) has 5 teacher-scored answers; "
+        "a grader needs at least 10 to train"
+    )
+    assert ModelVersion.objects.count() == 0
+
+
+def test_a_missing_sentence_encoder_fails_the_run_with_the_setting_named(settings):
+    settings.EDU_DL = {**settings.EDU_DL, "GRADING_ENCODER": "/no/such/encoder"}
+    quiz = make_quiz(items=[PHOTOSYNTHESIS])
+    item = quiz.items[0]
+    texts, scores = interleaved()
+    teacher_scored(quiz, item, texts[:10], scores[:10])
+    run = training_request(kind="grader", item=item)
+
+    training_run_execute(run_id=run.pk)
+
+    run.refresh_from_db()
+    assert run.status == "failed"
+    assert run.error == (
+        "ValidationFailed: the sentence encoder EDU_DL['GRADING_ENCODER'] = '/no/such/encoder' "
+        "is not available in this worker: encoder path '/no/such/encoder' is not a directory"
+    )
+    assert ModelVersion.objects.count() == 0
+
+
+def test_the_cold_start_grader_learns_across_items_with_reference_answers():
+    quiz = make_quiz(items=[PHOTOSYNTHESIS, EVAPORATION, {"reference_answer": ""}])
+    photosynthesis, evaporation, without_reference = quiz.items
+    teacher_scored(quiz, photosynthesis, *photosynthesis_answers())
+    teacher_scored(quiz, evaporation, *evaporation_answers(), first_student=30)
+    teacher_scored(quiz, without_reference, ["Less light."] * 3, [1.0] * 3, first_student=50)
+    run = training_request(kind="grader")
+
+    training_run_execute(run_id=run.pk)
+
+    run.refresh_from_db()
+    version = ModelVersion.objects.get()
+    assert run.status == "succeeded", run.error
+    assert (version.scope_type, version.scope_key, version.item, version.status) == (
+        "global",
+        "global",
+        None,
+        "active",
+    )
+    assert version.architecture == "reference-scorer"
+    assert (version.metrics["n_items"], version.metrics["teacher_scored_answers"]) == (2, 50)
+    assert isinstance(version.metrics["validated_qwk"], float)
+
+
+def test_the_cold_start_grader_needs_two_items_with_reference_answers():
+    quiz = make_quiz(items=[PHOTOSYNTHESIS])
+    teacher_scored(quiz, quiz.items[0], *photosynthesis_answers())
+
+    with pytest.raises(ValidationFailed, match="there are 1 items with 30"):
+        training_request(kind="grader")
+
+    assert TrainingRun.objects.count() == 0
+
+
+def test_the_items_grader_is_retrained_once_teachers_scored_enough_new_answers(settings):
+    settings.EDU_DL = {**settings.EDU_DL, "GRADING_RETRAIN_AFTER_TEACHER_SCORES": 4}
+    quiz = make_quiz(items=[{**PHOTOSYNTHESIS, "reference_answer": ""}])
+    item = quiz.items[0]
+    texts, scores = interleaved()
+    teacher_scored(quiz, item, texts[:9], scores[:9])
+
+    too_few_in_all = grader_retrain_if_due(item=item, requested_by=quiz.teacher)
+    teacher_scored(quiz, item, texts[9:10], scores[9:10], first_student=9)
+    first = grader_retrain_if_due(item=item, requested_by=quiz.teacher)
+    while_open = grader_retrain_if_due(item=item)
+    training_run_execute(run_id=first.pk)
+    teacher_scored(quiz, item, texts[10:13], scores[10:13], first_student=10)
+    three_new = grader_retrain_if_due(item=item)
+    teacher_scored(quiz, item, texts[13:14], scores[13:14], first_student=13)
+    second = grader_retrain_if_due(item=item)
+
+    assert too_few_in_all is None
+    assert (first.kind, first.scope_key, first.requested_by) == (
+        "grader",
+        f"item:{item.pk}",
+        quiz.teacher,
+    )
+    assert while_open.pk == first.pk
+    assert three_new is None
+    assert second.pk != first.pk
+    assert second.status == "queued"
+    assert list(TrainingRun.objects.values_list("scope_key", flat=True)) == [
+        f"item:{item.pk}",
+        f"item:{item.pk}",
+    ]
+
+
+def test_the_cold_start_grader_is_requested_once_reference_items_hold_enough_scores(settings):
+    settings.EDU_DL = {**settings.EDU_DL, "GRADING_RETRAIN_AFTER_TEACHER_SCORES": 50}
+    quiz = make_quiz(items=[PHOTOSYNTHESIS, EVAPORATION])
+    photosynthesis, evaporation = quiz.items
+    texts, scores = interleaved()
+    teacher_scored(quiz, photosynthesis, texts[:10], scores[:10])
+    one_item = grader_retrain_if_due(item=photosynthesis)
+    evaporation_texts, evaporation_scores = evaporation_answers()
+    teacher_scored(quiz, evaporation, evaporation_texts, evaporation_scores, first_student=10)
+
+    not_for_the_item = grader_retrain_if_due(item=evaporation)
+    requested = TrainingRun.objects.get()
+    training_run_cancel(run=requested)
+    after_a_cancelled_run = grader_retrain_if_due(item=evaporation)
+
+    assert (one_item, not_for_the_item, after_a_cancelled_run) == (None, None, None)
+    assert (requested.scope_key, requested.item) == ("global", None)
+    assert TrainingRun.objects.count() == 1

@@ -1,0 +1,403 @@
+"""Model grading in the worker: a real grader, trained here on made-up answers, scores what
+students submit; the release policy decides who sees the score first, the student or the
+teacher."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from edu_dl.ml.grading.pipeline import TrainedGrader, train_grader
+from edu_dl.ml.grading.policy import review_priority
+from edu_dl.ml.grading.reference import (
+    ReferenceConfig,
+    ReferenceExample,
+    TrainedReferenceGrader,
+    train_reference_grader,
+)
+from edu_dl.models import Interaction, Response, ResponseGrade, Submission
+from edu_dl.selectors.submissions import response_visible_score
+from edu_dl.services.artifacts import artifact_storage
+from edu_dl.services.grading import responses_grade_by_model, responses_pending_sweep
+from edu_dl.services.submissions import GRADE_RESPONSES_TASK_NAME
+from edu_dl.tasks.grading import grade_responses_task
+from tests.grading_data import (
+    EVAPORATION_QUESTION,
+    EVAPORATION_REFERENCE,
+    PHOTOSYNTHESIS_QUESTION,
+    PHOTOSYNTHESIS_REFERENCE,
+    activate_grader,
+    evaporation_answers,
+    make_quiz,
+    new_student,
+    photosynthesis_answers,
+    submit,
+)
+
+pytestmark = pytest.mark.django_db
+
+MASTERY_TASK = "edu_dl.mastery.update_student"
+GOOD_ANSWER = "Plants use sunlight and carbon dioxide and water to make glucose and oxygen."
+# The grader's validated QWK on photosynthesis_answers (deterministic).
+VALIDATED_QWK = 0.8
+SMALL_REFERENCE = ReferenceConfig(
+    hidden_sizes=(16, 8), epochs=120, patience=30, n_buckets=2**14, seed=3
+)
+
+
+@pytest.fixture(scope="module")
+def grader() -> TrainedGrader:
+    texts, scores = photosynthesis_answers()
+    return train_grader(
+        texts,
+        scores,
+        list(range(len(texts))),
+        min_score=0.0,
+        max_score=1.0,
+        reference_answer=PHOTOSYNTHESIS_REFERENCE,
+    )
+
+
+@pytest.fixture(scope="module")
+def reference_grader() -> TrainedReferenceGrader:
+    """The cold-start grader, learnt on two other items with reference answers."""
+    examples = []
+    for key, question, reference, (texts, scores) in (
+        ("p", PHOTOSYNTHESIS_QUESTION, PHOTOSYNTHESIS_REFERENCE, photosynthesis_answers()),
+        ("e", EVAPORATION_QUESTION, EVAPORATION_REFERENCE, evaporation_answers()),
+    ):
+        examples += [
+            ReferenceExample(key, question, reference, text, score, 0.0, 1.0, 2)
+            for text, score in zip(texts, scores, strict=True)
+        ]
+    return train_reference_grader(examples, config=SMALL_REFERENCE)
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Messages sent to the broker: (task name, args)."""
+    from celery import current_app
+
+    messages = []
+
+    class Result:
+        id = "task-id"
+
+    def send_task(name, args=None, **options):
+        messages.append((name, args))
+        return Result()
+
+    monkeypatch.setattr(current_app, "send_task", send_task)
+    return messages
+
+
+def photosynthesis_quiz(**item):
+    spec = {
+        "title": "Photosynthesis",
+        "prompt": PHOTOSYNTHESIS_QUESTION,
+        "reference_answer": PHOTOSYNTHESIS_REFERENCE,
+        **item,
+    }
+    return make_quiz(items=[spec])
+
+
+def submitted(quiz, text: str = GOOD_ANSWER, number: int = 0) -> tuple[object, Response]:
+    student = new_student(quiz.course, number)
+    (response,) = submit(quiz, student, {quiz.items[0]: text})
+    return student, response
+
+
+def grade(response_ids, capture) -> list[Response]:
+    with capture(execute=True):
+        return responses_grade_by_model(response_ids=response_ids)
+
+
+def test_a_confident_grade_of_a_validated_grader_is_released_and_feeds_knowledge_tracing(
+    grader, sent, django_capture_on_commit_callbacks
+):
+    quiz = photosynthesis_quiz(release_min_qwk=0.5, release_min_confidence=0.5)
+    version = activate_grader(grader, item=quiz.items[0])
+    student, response = submitted(quiz)
+    expected = grader.grade([GOOD_ANSWER])[0]
+    sent.clear()
+
+    changed = grade([response.pk], django_capture_on_commit_callbacks)
+
+    response.refresh_from_db()
+    assert [r.pk for r in changed] == [response.pk]
+    assert (response.status, response.grade_source, response.released) == ("graded", "model", True)
+    assert response.score == expected.score == 1.0
+    assert response.confidence == pytest.approx(expected.confidence)
+    assert response.model_version == version
+    assert (response.review_reason, response.review_priority) == ("", None)
+    assert response.graded_at is not None
+    assert response.explanation["similar"] == expected.similar
+    assert response.explanation["phrases"] == expected.phrases
+    assert response.explanation["model"] == {
+        "kind": "item grader",
+        "version_id": version.pk,
+        "version": 1,
+        "scope": f"item:{quiz.items[0].pk}",
+        "architecture": version.architecture,
+        "validated_qwk": VALIDATED_QWK,
+    }
+    history = ResponseGrade.objects.get(response=response)
+    assert (history.action, history.grade_source, history.score, history.released) == (
+        "model",
+        "model",
+        1.0,
+        True,
+    )
+    assert history.model_version == version
+    assert history.confidence == pytest.approx(expected.confidence)
+    assert Interaction.objects.get(response=response).correct is True
+    assert sent == [(MASTERY_TASK, [student.pk, quiz.course.pk])]
+    assert Submission.objects.get().status == "graded"
+    assert response_visible_score(response=response, viewer=student) == 1.0
+
+
+def test_an_unsure_grade_waits_for_the_teacher_and_the_student_never_sees_it(
+    grader, sent, django_capture_on_commit_callbacks
+):
+    quiz = photosynthesis_quiz(release_min_qwk=0.5, release_min_confidence=0.99)
+    version = activate_grader(grader, item=quiz.items[0])
+    student, response = submitted(quiz)
+    expected = grader.grade([GOOD_ANSWER])[0]
+    sent.clear()
+
+    grade([response.pk], django_capture_on_commit_callbacks)
+
+    response.refresh_from_db()
+    assert (response.status, response.grade_source, response.released) == (
+        "needs_review",
+        "model",
+        False,
+    )
+    assert response.score == expected.score
+    assert response.model_version == version
+    assert (
+        response.review_reason == f"confidence {expected.confidence:.2f} is below the item's 0.99"
+    )
+    assert response.review_priority == review_priority(
+        confidence=response.confidence, nearest_similarity=expected.similar[0]["similarity"]
+    )
+    assert response_visible_score(response=response, viewer=student) is None
+    assert response_visible_score(response=response, viewer=quiz.teacher) == expected.score
+    assert list(ResponseGrade.objects.values_list("action", "released")) == [("model", False)]
+    assert not Interaction.objects.exists()
+    assert sent == []
+    assert Submission.objects.get().status == "needs_review"
+
+
+def test_a_grader_whose_validated_qwk_is_below_the_items_bar_releases_nothing(
+    grader, sent, django_capture_on_commit_callbacks
+):
+    quiz = photosynthesis_quiz(release_min_qwk=0.95, release_min_confidence=0.5)
+    activate_grader(grader, item=quiz.items[0])
+    student, response = submitted(quiz)
+
+    grade([response.pk], django_capture_on_commit_callbacks)
+
+    response.refresh_from_db()
+    assert (response.status, response.released) == ("needs_review", False)
+    assert response.review_reason == "the grader's validated QWK 0.80 is below 0.95"
+    assert response_visible_score(response=response, viewer=student) is None
+
+
+def test_the_site_settings_apply_where_the_item_sets_no_bar(
+    grader, sent, settings, django_capture_on_commit_callbacks
+):
+    settings.EDU_DL = {
+        **settings.EDU_DL,
+        "GRADING_RELEASE_MIN_QWK": 0.85,
+        "GRADING_RELEASE_MIN_CONFIDENCE": 0.999,
+    }
+    quiz = photosynthesis_quiz()
+    activate_grader(grader, item=quiz.items[0])
+    _, response = submitted(quiz)
+    confidence = grader.grade([GOOD_ANSWER])[0].confidence
+
+    grade([response.pk], django_capture_on_commit_callbacks)
+
+    response.refresh_from_db()
+    assert response.review_reason == (
+        "the grader's validated QWK 0.80 is below 0.85; "
+        f"confidence {confidence:.3f} is below the item's 0.999"
+    )
+
+
+@pytest.mark.parametrize(
+    "reference_answer", ["", PHOTOSYNTHESIS_REFERENCE], ids=["no-reference", "no-cold-start"]
+)
+def test_without_a_grader_the_answers_wait_for_the_teacher(
+    sent, django_capture_on_commit_callbacks, reference_answer
+):
+    quiz = photosynthesis_quiz(reference_answer=reference_answer)
+    student, response = submitted(quiz)
+
+    changed = grade([response.pk], django_capture_on_commit_callbacks)
+
+    response.refresh_from_db()
+    assert [r.pk for r in changed] == [response.pk]
+    assert (response.status, response.score, response.released) == ("needs_review", None, False)
+    assert response.review_reason == "no trained grader for this item yet"
+    assert response.review_priority == 1.0
+    assert not ResponseGrade.objects.exists()
+    assert Submission.objects.get().status == "needs_review"
+    assert response_visible_score(response=response, viewer=student) is None
+
+
+def test_a_corrupt_grader_file_sends_the_answers_to_the_teacher(
+    grader, sent, django_capture_on_commit_callbacks
+):
+    quiz = photosynthesis_quiz(release_min_qwk=0.0, release_min_confidence=0.0)
+    version = activate_grader(grader, item=quiz.items[0])
+    with open(artifact_storage().path(version.artifact_path), "r+b") as handle:
+        handle.seek(100)
+        handle.write(b"\x00garbage\x00")
+    _, response = submitted(quiz)
+
+    grade([response.pk], django_capture_on_commit_callbacks)
+
+    response.refresh_from_db()
+    assert (response.status, response.score, response.model_version) == (
+        "needs_review",
+        None,
+        None,
+    )
+    assert response.review_reason == "grader file could not be read"
+    assert not ResponseGrade.objects.exists()
+
+
+def test_a_grader_whose_encoder_is_missing_here_sends_the_answers_to_the_teacher(
+    grader, sent, django_capture_on_commit_callbacks
+):
+    quiz = photosynthesis_quiz(release_min_qwk=0.0, release_min_confidence=0.0)
+    activate_grader(
+        dataclasses.replace(grader, encoder_name="/no/such/encoder"), item=quiz.items[0]
+    )
+    _, response = submitted(quiz)
+
+    grade([response.pk], django_capture_on_commit_callbacks)
+
+    response.refresh_from_db()
+    assert response.status == "needs_review"
+    assert response.review_reason == (
+        "the grader's sentence encoder is not available here: "
+        "encoder path '/no/such/encoder' is not a directory"
+    )
+
+
+def test_grading_twice_changes_nothing_and_a_teachers_grade_is_never_touched(
+    grader, sent, django_capture_on_commit_callbacks
+):
+    quiz = photosynthesis_quiz(release_min_qwk=0.5, release_min_confidence=0.5)
+    activate_grader(grader, item=quiz.items[0])
+    _, first = submitted(quiz, number=0)
+    grade([first.pk], django_capture_on_commit_callbacks)
+    first.refresh_from_db()
+    before = (first.status, first.score, first.confidence, first.graded_at, first.explanation)
+    sent.clear()
+
+    again = grade([first.pk], django_capture_on_commit_callbacks)
+
+    first.refresh_from_db()
+    assert again == []
+    assert (first.status, first.score, first.confidence, first.graded_at, first.explanation) == (
+        before
+    )
+    assert ResponseGrade.objects.filter(response=first).count() == 1
+    assert Interaction.objects.count() == 1
+    assert sent == []
+
+
+def test_answers_to_several_items_are_graded_each_by_its_own_grader_or_sent_to_review(
+    grader, sent, django_capture_on_commit_callbacks
+):
+    quiz = make_quiz(
+        items=[
+            {
+                "prompt": PHOTOSYNTHESIS_QUESTION,
+                "reference_answer": PHOTOSYNTHESIS_REFERENCE,
+                "release_min_qwk": 0.5,
+                "release_min_confidence": 0.5,
+            },
+            {"prompt": "Why do leaves change colour?", "reference_answer": ""},
+        ]
+    )
+    with_grader, without = quiz.items
+    activate_grader(grader, item=with_grader)
+    student = new_student(quiz.course, 0)
+    responses = submit(quiz, student, {with_grader: GOOD_ANSWER, without: "Less sunlight."})
+
+    changed = grade([r.pk for r in responses], django_capture_on_commit_callbacks)
+
+    statuses = dict(Response.objects.values_list("item_id", "status"))
+    assert sorted(r.pk for r in changed) == sorted(r.pk for r in responses)
+    assert statuses == {with_grader.pk: "graded", without.pk: "needs_review"}
+    assert Submission.objects.get().status == "needs_review"
+
+
+def test_the_cold_start_reference_grader_scores_an_item_without_its_own_grader(
+    reference_grader, sent, django_capture_on_commit_callbacks
+):
+    quiz = photosynthesis_quiz(
+        prompt="Why do puddles dry in the sun?",
+        reference_answer="The sun heats the water and it evaporates into water vapour.",
+        max_score=2.0,
+        release_min_qwk=0.0,
+        release_min_confidence=0.0,
+    )
+    version = activate_grader(reference_grader)
+    student, response = submitted(quiz, text="The sun heats the water into vapour.")
+    (expected,) = reference_grader.grade(
+        question="Why do puddles dry in the sun?",
+        reference_answer="The sun heats the water and it evaporates into water vapour.",
+        texts=["The sun heats the water into vapour."],
+        min_score=0.0,
+        max_score=2.0,
+        n_levels=3,
+    )
+
+    grade([response.pk], django_capture_on_commit_callbacks)
+
+    response.refresh_from_db()
+    assert (response.status, response.released, response.model_version) == (
+        "graded",
+        True,
+        version,
+    )
+    assert version.scope_key == "global"
+    assert response.score == expected.score
+    assert response.confidence == pytest.approx(expected.confidence)
+    assert response.explanation["model"]["kind"] == "cold-start reference grader"
+    assert response.explanation["phrases"] == expected.phrases
+    assert ResponseGrade.objects.get(response=response).model_version == version
+    assert response_visible_score(response=response, viewer=student) == expected.score
+
+
+def test_the_task_grades_through_the_service(grader, sent, django_capture_on_commit_callbacks):
+    quiz = photosynthesis_quiz(release_min_qwk=0.5, release_min_confidence=0.5)
+    activate_grader(grader, item=quiz.items[0])
+    _, response = submitted(quiz)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        count = grade_responses_task(response_ids=[response.pk])
+
+    response.refresh_from_db()
+    assert (count, response.status) == (1, "graded")
+
+
+def test_the_sweep_sends_again_the_answers_pending_for_minutes(sent):
+    quiz = photosynthesis_quiz()
+    _, response = submitted(quiz)
+    sent.clear()
+
+    soon = responses_pending_sweep(now=timezone.now() + timedelta(minutes=1))
+    later = responses_pending_sweep(now=timezone.now() + timedelta(minutes=6))
+
+    assert (soon, later) == (0, 1)
+    assert sent == [(GRADE_RESPONSES_TASK_NAME, [[response.pk]])]
