@@ -108,6 +108,7 @@ class DemoResult:
     created: dict[str, int] = field(default_factory=dict)
     # The knowledge-tracing run asked for (or already open); None when a model is active.
     training_run: TrainingRun | None = None
+    grader_run: TrainingRun | None = None
 
 
 @dataclass(frozen=True)
@@ -472,6 +473,17 @@ def _kt_training(*, course: Course, teacher: AbstractBaseUser) -> TrainingRun | 
     return training_request(kind=ModelKind.KT, course=course, requested_by=teacher)
 
 
+def _grader_training(*, item: Item, teacher: AbstractBaseUser) -> TrainingRun | None:
+    """Ask for the science question's grader (trained on the teachers' historic scores)."""
+    scope = scope_resolve(kind=ModelKind.GRADER, item=item)
+    if model_version_active(kind=ModelKind.GRADER, scope_key=scope.key) is not None:
+        return None
+    try:
+        return training_request(kind=ModelKind.GRADER, item=item, requested_by=teacher)
+    except ValidationFailed:  # too few teacher scores to train on (a trimmed demo data set)
+        return None
+
+
 @transaction.atomic
 def demo_load(
     *,
@@ -584,6 +596,7 @@ def demo_load(
         student.save(update_fields=["password"])
 
     training_run = _kt_training(course=math_course, teacher=teacher) if request_training else None
+    grader_run = _grader_training(item=science_item, teacher=teacher) if request_training else None
     logins = [
         DemoLogin("admin", admin.get_username(), passwords.admin, "/admin/"),
         DemoLogin("teacher", teacher.get_username(), passwords.teacher, "/"),
@@ -599,4 +612,5 @@ def demo_load(
         logins=logins,
         created=created,
         training_run=training_run,
+        grader_run=grader_run,
     )

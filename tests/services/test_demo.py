@@ -120,7 +120,7 @@ def test_load_demo_twice_builds_the_school_once(monkeypatch):
         "AssessmentItem": 10,
         "Submission": 400,
         "Response": 400,
-        "TrainingRun": 1,
+        "TrainingRun": 2,
         "User": 3 + 240,
     }
     assert row_counts() == counts_after_first
@@ -134,13 +134,20 @@ def test_load_demo_twice_builds_the_school_once(monkeypatch):
     teacher = get_user_model().objects.get(username="demo-teacher")
     assert teacher.check_password("from-the-environment")
     assert get_user_model().objects.get(username="admin").is_superuser
-    run = TrainingRun.objects.get()
+    run = TrainingRun.objects.get(kind="kt")
     assert (run.kind, run.course.slug, run.status, run.requested_by) == (
         "kt",
         "algebra-demo",
         "queued",
         teacher,
     )
+    grader_run = TrainingRun.objects.get(kind="grader")
+    assert (grader_run.item.kind, grader_run.status, grader_run.requested_by) == (
+        "short_answer",
+        "queued",
+        teacher,
+    )
+    assert f"Short-answer grader training run #{grader_run.pk}: queued" in first_output.getvalue()
 
 
 @pytest.mark.django_db

@@ -56,6 +56,8 @@ class Command(BaseCommand):
             self.stdout.write(f"Knowledge-tracing training run #{run.pk}: {run.status}")
         elif not options["no_training"]:
             self.stdout.write("Knowledge tracing: the course already has an active model")
+        if result.grader_run is not None:
+            self.stdout.write(f"Short-answer grader training run #{result.grader_run.pk}: queued")
         self.stdout.write(self.style.SUCCESS("Logins (demo passwords):"))
         for login in result.logins:
             self.stdout.write(
