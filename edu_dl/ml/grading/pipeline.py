@@ -169,7 +169,8 @@ def train_grader(
         config=config,
     )
     metrics = {
-        "validated_qwk": round(report.selection_qwk, 4),
+        "validated_qwk": round(report.validated_qwk, 4),
+        "selection_qwk": round(report.selection_qwk, 4),
         "loo_qwk": round(report.loo_qwk, 4),
         "loo_accuracy": round(report.loo_accuracy, 4),
         "n_train": report.n_train,
