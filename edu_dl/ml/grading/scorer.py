@@ -286,33 +286,42 @@ def _confidence_features(
 
 
 def phrase_contributions(scorer: ItemScorer, text: str, *, top: int) -> list[dict[str, Any]]:
+    """Each word's share of the score (its word weight plus the char n-grams inside it) and
+    each word pair's, in score points; the ``top`` largest either way."""
     c = scorer.config
     scale = c.max_score - c.min_score
     x_char, x_word = scorer._tfidf([text])
-    char_value = dict(zip(x_char.indices()[1].tolist(), x_char.values().tolist(), strict=True))
-    word_value = dict(zip(x_word.indices()[1].tolist(), x_word.values().tolist(), strict=True))
-    weight_char = scorer.weight_char.cpu()
-    weight_word = scorer.weight_word.cpu()
-    words = [w for w, _, _ in textlib.word_spans(text)]
+    # The response's feature values times the model's weights, one dense row per view.
+    char_effect = torch.zeros(c.n_buckets)
+    char_effect[x_char.indices()[1]] = (
+        x_char.values() * scorer.weight_char.cpu()[x_char.indices()[1]]
+    )
+    word_effect = torch.zeros(c.n_buckets)
+    word_effect[x_word.indices()[1]] = (
+        x_word.values() * scorer.weight_word.cpu()[x_word.indices()[1]]
+    )
+    words = list(dict.fromkeys(w for w, _, _ in textlib.word_spans(text)))
+    if not words:
+        return []
     contributions: dict[str, float] = {}
-    # A word's share: its word n-gram weight plus the char n-grams lying inside it.
-    for word in dict.fromkeys(words):
-        grams = textlib.char_ngram_counts([word], orders=c.char_orders, n_buckets=c.n_buckets)
-        total = sum(
-            char_value.get(b, 0.0) * float(weight_char[b]) for b in set(grams.bucket.tolist())
-        )
-        unigram = textlib.word_ngram_counts([word], orders=(1,), n_buckets=c.n_buckets)
-        for b in unigram.bucket.tolist():
-            total += word_value.get(b, 0.0) * float(weight_word[b])
-        contributions[word] = total * scale
+    totals = torch.zeros(len(words))
+    grams = textlib.char_ngram_counts(words, orders=c.char_orders, n_buckets=c.n_buckets)
+    totals.index_add_(0, grams.doc, char_effect[grams.bucket])
+    unigrams = textlib.word_ngram_counts(words, orders=(1,), n_buckets=c.n_buckets)
+    totals.index_add_(0, unigrams.doc, word_effect[unigrams.bucket])
+    for word, total in zip(words, (totals * scale).tolist(), strict=True):
+        contributions[word] = total
     if 2 in c.word_orders:
-        for first, second in itertools.pairwise(words):
-            pair = f"{first} {second}"
-            grams = textlib.word_ngram_counts([pair], orders=(2,), n_buckets=c.n_buckets)
-            for b in grams.bucket.tolist():
-                value = word_value.get(b, 0.0) * float(weight_word[b]) * scale
-                if abs(value) > 1e-9:
-                    contributions[pair] = contributions.get(pair, 0.0) + value
+        all_words = [w for w, _, _ in textlib.word_spans(text)]
+        pairs = list(dict.fromkeys(f"{a} {b}" for a, b in itertools.pairwise(all_words)))
+        if pairs:
+            bigrams = textlib.word_ngram_counts(pairs, orders=(2,), n_buckets=c.n_buckets)
+            pair_totals = torch.zeros(len(pairs)).index_add_(
+                0, bigrams.doc, word_effect[bigrams.bucket]
+            )
+            for pair, total in zip(pairs, (pair_totals * scale).tolist(), strict=True):
+                if abs(total) > 1e-9:
+                    contributions[pair] = total
     ranked = sorted(contributions.items(), key=lambda kv: -abs(kv[1]))[:top]
     return [{"text": phrase, "weight": round(weight, 4)} for phrase, weight in ranked if weight]
 
