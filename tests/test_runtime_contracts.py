@@ -24,6 +24,7 @@ def test_registered_task_names_are_stable():
 
     assert names == [
         "edu_dl.grading.grade_responses",
+        "edu_dl.grading.rescore_waiting",
         "edu_dl.grading.sweep_pending",
         "edu_dl.mastery.refresh_course",
         "edu_dl.mastery.update_student",
@@ -54,6 +55,7 @@ def test_model_grading_is_routed_to_the_grading_queue_and_its_sweep_to_default()
     router = current_app.amqp.router
 
     assert router.route({}, "edu_dl.grading.grade_responses")["queue"].name == "grading"
+    assert router.route({}, "edu_dl.grading.rescore_waiting")["queue"].name == "grading"
     assert router.route({}, "edu_dl.grading.sweep_pending")["queue"].name == "default"
 
 

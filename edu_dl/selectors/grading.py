@@ -12,9 +12,9 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, Min, OuterRef, Q, QuerySet
 
-from edu_dl.models import Item, Response
+from edu_dl.models import Item, ModelKind, ModelVersion, Response, ScopeType
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,41 @@ def reference_items_with_teacher_scores() -> list[Item]:
         .order_by("pk")
     )
     return [item for item in items if item.reference_answer.strip()]
+
+
+def responses_rescorable(responses: QuerySet[Response] | None = None) -> QuerySet[Response]:
+    """Of ``responses`` (all by default), those a newly serving grader may score again: waiting
+    for the teacher, never released, and whose grade (if any) no teacher gave."""
+    responses = Response.objects.all() if responses is None else responses
+    return responses.filter(status=Response.Status.NEEDS_REVIEW, released=False).exclude(
+        grade_source=Response.GradeSource.TEACHER
+    )
+
+
+def cold_start_items_with_rescorable_answers(*, limit: int) -> list[int]:
+    """Ids of the items that the cold-start reference grader scores (model-graded, with a
+    reference answer, no active grader of their own) and that have rescorable answers (see
+    :func:`responses_rescorable`); the items whose answers have waited longest first, at most
+    ``limit``."""
+    own_grader = ModelVersion.objects.filter(
+        kind=ModelKind.GRADER,
+        scope_type=ScopeType.ITEM,
+        status=ModelVersion.Status.ACTIVE,
+        item_id=OuterRef("item_id"),
+    )
+    rows = (
+        responses_rescorable()
+        .filter(
+            item__kind__in=sorted(Item.MODEL_GRADED_KINDS),
+            item__reference_answer__regex=r"\S",  # not blank
+        )
+        .exclude(Exists(own_grader))
+        .values("item_id")
+        .annotate(oldest=Min("created_at"))
+        .order_by("oldest", "item_id")
+        .values_list("item_id", flat=True)[:limit]
+    )
+    return list(rows)
 
 
 def teacher_scores_fingerprint(scores: Iterable[TeacherScores]) -> str:

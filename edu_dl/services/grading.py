@@ -19,6 +19,12 @@ grade history as one ResponseGrade row "model", released or not. Only responses 
 on one item is logged and sends its answers to the teacher; it never stops the other items
 and never leaves an answer pending because of a model problem.
 
+:func:`responses_rescore_waiting` runs the same path when an item's grader changes (a grader
+trained at last, a better one, a rollback): the item's answers waiting for the teacher whose
+grade no teacher gave are scored again by the grader now serving, under the same release
+policy, and one ResponseGrade row "regrade" is appended per answer. Answers it cannot score
+keep what they had: they are with the teacher already.
+
 Torch and the model code are imported inside the functions that run a model.
 """
 
@@ -27,18 +33,20 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from celery import current_app
 from django.db import OperationalError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from edu_dl.conf import edu_settings
 from edu_dl.models import Item, ModelKind, ModelVersion, Response, ResponseGrade, Submission
-from edu_dl.selectors.grading import item_teacher_scores
+from edu_dl.selectors.grading import item_teacher_scores, responses_rescorable
 from edu_dl.services.errors import ApplicationError
 from edu_dl.services.mastery import interaction_record_from_response, mastery_update_enqueue
 from edu_dl.services.model_versions import (
@@ -58,6 +66,9 @@ SWEEP_PENDING_AFTER = timedelta(minutes=5)
 # caught up over several sweeps rather than flooding the grading queue at once.
 SWEEP_MAX_RESPONSES = 2000
 SWEEP_CHUNK = 100
+# Answers re-scored per transaction when a grader changes: a long review queue is worked through
+# in short transactions, so no row stays locked long against a teacher reviewing it.
+RESCORE_CHUNK = 200
 
 GLOBAL_SCOPE_KEY = "global"
 REASON_NO_GRADER = "no trained grader for this item yet"
@@ -105,6 +116,32 @@ class _Decision:
     released: bool
     reason: str  # why it waits for the teacher; "" when released
     note: str  # for the grade history
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """Which answers a grading pass may write, and how it records them.
+
+    The first grading writes answers still pending; an answer it cannot score goes to the
+    teacher. A re-score writes answers waiting for the teacher whose grade no teacher gave
+    and that the serving grader version has not scored yet (so a message delivered twice
+    re-scores once); an answer it cannot score keeps what it had.
+    """
+
+    action: str  # of the ResponseGrade rows it appends
+    rescore: bool
+
+    def writable(
+        self, responses: QuerySet[Response], *, version: ModelVersion | None = None
+    ) -> QuerySet[Response]:
+        if not self.rescore:
+            return responses.filter(status=Response.Status.PENDING)
+        waiting = responses_rescorable(responses)
+        return waiting if version is None else waiting.exclude(model_version=version)
+
+
+_FIRST_GRADING = _Pass(action=ResponseGrade.Action.MODEL, rescore=False)
+_RESCORE = _Pass(action=ResponseGrade.Action.REGRADE, rescore=True)
 
 
 # --- Finding and running the grader --------------------------------------------------------------
@@ -194,15 +231,15 @@ def _grader_for(item: Item) -> _Grader:
     )
 
 
-def _predictions(item: Item, texts: list[str]) -> tuple[_Grader, list[Any]]:
-    """The grader and its predictions for ``texts``, or :class:`_CannotGrade` with the reason
-    the answers go to the teacher instead."""
+@contextmanager
+def _failures_as_cannot_grade(item: Item) -> Iterator[None]:
+    """Turn a grader that cannot load or run here into :class:`_CannotGrade`, with the reason
+    its answers go to the teacher instead."""
     from edu_dl.ml.grading.encoder import EncoderUnavailable
     from edu_dl.ml.grading.pipeline import GraderUnavailable
 
     try:
-        grader = _grader_for(item)
-        predictions = grader.predict(texts)
+        yield
     except _CannotGrade:
         raise
     except EncoderUnavailable as error:
@@ -216,12 +253,24 @@ def _predictions(item: Item, texts: list[str]) -> tuple[_Grader, list[Any]]:
     except Exception as error:
         logger.exception("item %s: the grader failed", item.pk)
         raise _CannotGrade(REASON_FAILED) from error
+
+
+def _ready_grader(item: Item) -> _Grader:
+    """The grader of ``item``, loaded, or :class:`_CannotGrade`."""
+    with _failures_as_cannot_grade(item):
+        return _grader_for(item)
+
+
+def _predict(item: Item, grader: _Grader, texts: list[str]) -> list[Any]:
+    """The grader's predictions for ``texts``, one per text, or :class:`_CannotGrade`."""
+    with _failures_as_cannot_grade(item):
+        predictions = grader.predict(texts)
     if len(predictions) != len(texts):
         logger.error(
             "item %s: %d predictions for %d answers", item.pk, len(predictions), len(texts)
         )
         raise _CannotGrade(REASON_FAILED)
-    return grader, predictions
+    return predictions
 
 
 # --- The release policy --------------------------------------------------------------------------
@@ -300,12 +349,12 @@ class _ItemResult:
     released: list[Response]
 
 
-def _locked_pending(response_ids: list[int]) -> list[Response]:
-    return list(
-        Response.objects.select_for_update()
-        .filter(pk__in=response_ids, status=Response.Status.PENDING)
-        .order_by("pk")
-    )
+def _locked(
+    response_ids: list[int], *, grading: _Pass, version: ModelVersion | None = None
+) -> list[Response]:
+    """The listed responses that ``grading`` may still write, locked, in id order."""
+    responses = Response.objects.select_for_update().filter(pk__in=response_ids)
+    return list(grading.writable(responses, version=version).order_by("pk"))
 
 
 def _write_for_review(*, response_ids: list[int], reason: str) -> _ItemResult:
@@ -313,7 +362,7 @@ def _write_for_review(*, response_ids: list[int], reason: str) -> _ItemResult:
     from edu_dl.ml.grading.policy import review_priority
 
     priority = review_priority(confidence=None, nearest_similarity=None)
-    locked = _locked_pending(response_ids)
+    locked = _locked(response_ids, grading=_FIRST_GRADING)
     for response in locked:
         response.status = Response.Status.NEEDS_REVIEW
         response.review_reason = reason[:REVIEW_REASON_MAX_LENGTH]
@@ -324,14 +373,19 @@ def _write_for_review(*, response_ids: list[int], reason: str) -> _ItemResult:
 
 
 def _write_predictions(
-    *, item: Item, grader: _Grader, predictions: dict[int, Any], now: datetime
+    *,
+    item: Item,
+    grader: _Grader,
+    predictions: dict[int, Any],
+    now: datetime,
+    grading: _Pass,
 ) -> _ItemResult:
     from edu_dl.ml.grading.policy import review_priority
 
     min_qwk, min_confidence = release_thresholds(item=item)
     validated_qwk = grader.validated_qwk
     model = grader.description()
-    locked = _locked_pending(list(predictions))
+    locked = _locked(list(predictions), grading=grading, version=grader.version)
     history = []
     released = []
     for response in locked:
@@ -395,7 +449,7 @@ def _write_predictions(
                 grade_source=Response.GradeSource.MODEL,
                 confidence=response.confidence,
                 model_version=grader.version,
-                action=ResponseGrade.Action.MODEL,
+                action=grading.action,
                 released=decision.released,
                 note=f"{grader.label} v{grader.version.version}: {decision.note}",
             )
@@ -417,11 +471,25 @@ def _send_to_review(*, item: Item, responses: list[Response], reason: str) -> _I
     return result
 
 
-def _grade_item(*, item: Item, responses: list[Response]) -> _ItemResult:
+def _grade_item(
+    *,
+    item: Item,
+    responses: list[Response],
+    grading: _Pass = _FIRST_GRADING,
+    grader: _Grader | None = None,
+) -> _ItemResult:
+    """Score ``responses`` (all of ``item``) and write what ``grading`` may write, in one
+    transaction; ``grader`` is the item's grader when the caller has loaded it already."""
     texts = [response.answer if isinstance(response.answer, str) else "" for response in responses]
     try:
-        grader, predictions = _predictions(item, texts)
+        grader = _ready_grader(item) if grader is None else grader
+        predictions = _predict(item, grader, texts)
     except _CannotGrade as cannot:
+        if grading.rescore:
+            logger.warning(
+                "item %s: %d waiting answers not re-scored: %s", item.pk, len(texts), cannot.reason
+            )
+            return _ItemResult(responses=[], released=[])
         return _send_to_review(item=item, responses=responses, reason=cannot.reason)
     try:
         with transaction.atomic():
@@ -430,6 +498,7 @@ def _grade_item(*, item: Item, responses: list[Response]) -> _ItemResult:
                 grader=grader,
                 predictions={r.pk: p for r, p in zip(responses, predictions, strict=True)},
                 now=timezone.now(),
+                grading=grading,
             )
             _refresh_submissions(result.responses)
     except OperationalError:
@@ -438,11 +507,14 @@ def _grade_item(*, item: Item, responses: list[Response]) -> _ItemResult:
         logger.exception(
             "item %s: the predictions of the %s could not be saved", item.pk, grader.label
         )
+        if grading.rescore:
+            return _ItemResult(responses=[], released=[])
         return _send_to_review(item=item, responses=responses, reason=REASON_FAILED)
     logger.info(
-        "item %s: %d answers graded by the %s v%s, %d released",
+        "item %s: %d answers %s by the %s v%s, %d released",
         item.pk,
         len(result.responses),
+        "re-scored" if grading.rescore else "graded",
         grader.label,
         grader.version.version,
         len(result.released),
@@ -454,6 +526,19 @@ def _refresh_submissions(responses: list[Response]) -> None:
     submission_ids = sorted({response.submission_id for response in responses})
     for submission in Submission.objects.filter(pk__in=submission_ids).order_by("pk"):
         submission_status_refresh(submission=submission)
+
+
+def _mastery_updates(
+    *, item: Item, responses: list[Response], result: _ItemResult
+) -> set[tuple[int, int]]:
+    """(student, course) of every answer ``result`` released: their mastery changed."""
+    students = {response.pk: response.submission.student_id for response in responses}
+    return {(students[response.pk], item.course_id) for response in result.released}
+
+
+def _mastery_updates_enqueue(updates: set[tuple[int, int]]) -> None:
+    for student_id, course_id in sorted(updates):
+        mastery_update_enqueue(student_id=student_id, course_id=course_id)
 
 
 def responses_grade_by_model(*, response_ids: list[int]) -> list[Response]:
@@ -497,12 +582,56 @@ def responses_grade_by_model(*, response_ids: list[int]) -> list[Response]:
             )
             continue
         changed.extend(result.responses)
-        students = {r.pk: r.submission.student_id for r in responses}
-        for response in result.released:
-            mastery_updates.add((students[response.pk], item.course_id))
-    for student_id, course_id in sorted(mastery_updates):
-        mastery_update_enqueue(student_id=student_id, course_id=course_id)
+        mastery_updates |= _mastery_updates(item=item, responses=responses, result=result)
+    _mastery_updates_enqueue(mastery_updates)
     return changed
+
+
+# --- Re-scoring the answers waiting for the teacher ----------------------------------------------
+
+
+def responses_rescore_waiting(*, item_id: int, limit: int | None = None) -> int:
+    """Score again, with the grader now serving item ``item_id``, its answers waiting for the
+    teacher whose grade no teacher gave (at most ``limit``, oldest first); returns how many
+    were re-scored.
+
+    Run when a grader of the item starts serving (activated or rolled back to), so answers
+    sent to the teacher for want of a grader get a suggestion, and a better grader's
+    suggestion replaces a worse one's. Each answer goes through the first grading's release
+    policy: released, it is graded and feeds knowledge tracing; refused, it keeps waiting with
+    the new suggestion, priority and reason. One ResponseGrade row "regrade" per answer.
+
+    Never touches a teacher's grade or a released answer. Safe to run twice: an answer the
+    serving version has already scored is skipped. Runs in transactions of
+    :data:`RESCORE_CHUNK` answers, so a long queue holds no lock for long; an answer a teacher
+    grades meanwhile is skipped under its row lock. When the grader cannot load or run here,
+    the answers keep what they had (they are with the teacher already) and 0 is returned.
+    """
+    item = Item.objects.filter(pk=item_id).first()
+    if item is None or item.kind not in Item.MODEL_GRADED_KINDS:
+        logger.info("item %s: no model-graded item to re-score", item_id)
+        return 0
+    if not _RESCORE.writable(Response.objects.filter(item=item)).exists():
+        return 0  # nothing waits: the grader is not loaded for nothing
+    try:
+        grader = _ready_grader(item)
+    except _CannotGrade as cannot:
+        logger.warning("item %s: waiting answers not re-scored: %s", item.pk, cannot.reason)
+        return 0
+    waiting = _RESCORE.writable(Response.objects.filter(item=item), version=grader.version)
+    ids = list(waiting.order_by("created_at", "pk").values_list("pk", flat=True)[:limit])
+    rescored = 0
+    for start in range(0, len(ids), RESCORE_CHUNK):
+        responses = list(
+            Response.objects.filter(pk__in=ids[start : start + RESCORE_CHUNK])
+            .select_related("submission")
+            .order_by("pk")
+        )
+        result = _grade_item(item=item, responses=responses, grading=_RESCORE, grader=grader)
+        rescored += len(result.responses)
+        # After each chunk's commit: a later chunk that fails cannot lose these updates.
+        _mastery_updates_enqueue(_mastery_updates(item=item, responses=responses, result=result))
+    return rescored
 
 
 # --- The sweep -----------------------------------------------------------------------------------

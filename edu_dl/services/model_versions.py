@@ -14,7 +14,8 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from edu_dl.models import ModelKind, ModelVersion, TrainingRun
+from edu_dl.models import ModelKind, ModelVersion, ScopeType, TrainingRun
+from edu_dl.selectors.grading import cold_start_items_with_rescorable_answers
 from edu_dl.services.artifacts import (
     ArtifactIntegrityError,
     artifact_read_verified,
@@ -26,18 +27,60 @@ from edu_dl.services.scopes import Scope
 
 logger = logging.getLogger(__name__)
 
-# Sent by name (services never import tasks) when a course's KT model changes.
-MASTERY_REFRESH_TASK_NAME = "edu_dl.mastery.refresh_course"
+# Sent by name (services never import tasks, and this module runs in the web process, which
+# must stay free of the grading code and torch).
+MASTERY_REFRESH_TASK_NAME = "edu_dl.mastery.refresh_course"  # a course's KT model changed
+RESCORE_WAITING_TASK_NAME = "edu_dl.grading.rescore_waiting"  # an item's grader changed
+# The most items one activation of the cold-start grader sends to be re-scored, those whose
+# answers have waited longest first: one message each, sent from the process that activated it.
+COLD_START_RESCORE_MAX_ITEMS = 1000
 
 
 def _after_serving_changed(version: ModelVersion) -> None:
-    """Once the change commits, recompute the course's mastery with the model now serving it."""
+    """Once the change commits, bring what the model serves up to date: a course's mastery
+    under its new KT model; an item's answers waiting for the teacher under its new grader."""
+    if version.kind == ModelKind.GRADER:
+        _rescore_waiting_after_commit(version)
+        return
     if version.kind != ModelKind.KT or version.course_id is None:
         return
     course_id = version.course_id
 
     def send() -> None:
         current_app.send_task(MASTERY_REFRESH_TASK_NAME, args=[course_id])
+
+    # robust: the activation has committed; a broker that is down must not report it failed.
+    transaction.on_commit(send, robust=True)
+
+
+def _rescore_waiting_after_commit(version: ModelVersion) -> None:
+    """Once the change commits, have the answers that ``version`` now grades and that wait for
+    the teacher scored again: the item's, for an item grader; for the cold-start grader, those
+    of every item it grades (a reference answer, no grader of its own) that has such answers,
+    at most :data:`COLD_START_RESCORE_MAX_ITEMS` items."""
+    item_id = version.item_id if version.scope_type == ScopeType.ITEM else None
+    if item_id is None and version.scope_type != ScopeType.GLOBAL:
+        return
+
+    def send() -> None:
+        if item_id is not None:
+            item_ids = [item_id]
+        else:
+            # Chosen after commit, so an item grader activated meanwhile is seen.
+            item_ids = cold_start_items_with_rescorable_answers(
+                limit=COLD_START_RESCORE_MAX_ITEMS + 1
+            )
+            if len(item_ids) > COLD_START_RESCORE_MAX_ITEMS:
+                item_ids = item_ids[:COLD_START_RESCORE_MAX_ITEMS]
+                logger.warning(
+                    "%s: more than %d items have answers to re-score; the %d waiting longest "
+                    "were sent",
+                    version,
+                    COLD_START_RESCORE_MAX_ITEMS,
+                    COLD_START_RESCORE_MAX_ITEMS,
+                )
+        for each in item_ids:
+            current_app.send_task(RESCORE_WAITING_TASK_NAME, args=[each])
 
     # robust: the activation has committed; a broker that is down must not report it failed.
     transaction.on_commit(send, robust=True)

@@ -9,7 +9,9 @@ from edu_dl.services.grading import (
     SWEEP_PENDING_TASK_NAME,
     responses_grade_by_model,
     responses_pending_sweep,
+    responses_rescore_waiting,
 )
+from edu_dl.services.model_versions import RESCORE_WAITING_TASK_NAME
 from edu_dl.services.submissions import GRADE_RESPONSES_TASK_NAME
 
 
@@ -29,3 +31,16 @@ def grade_responses_task(response_ids: list[int]) -> int:
 @shared_task(name=SWEEP_PENDING_TASK_NAME, ignore_result=True)
 def sweep_pending_task() -> int:
     return responses_pending_sweep()
+
+
+@shared_task(
+    name=RESCORE_WAITING_TASK_NAME,
+    ignore_result=True,
+    # As for grading: only a database problem is worth a retry; answers already re-scored by
+    # the serving grader are skipped by the next try.
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,
+)
+def rescore_waiting_task(item_id: int) -> int:
+    return responses_rescore_waiting(item_id=item_id)

@@ -22,6 +22,8 @@ ROUTES = {
     "edu_dl.mastery.update_student": GRADING,
     "edu_dl.grading.grade_responses": GRADING,
     "edu_dl.grading.sweep_pending": DEFAULT,
+    # It runs the graders, which only the grading workers load.
+    "edu_dl.grading.rescore_waiting": GRADING,
     "edu_dl.mastery.refresh_course": DEFAULT,
     "edu_dl.tracing.retrain_due": DEFAULT,
 }

@@ -18,12 +18,18 @@ from edu_dl.ml.grading.reference import (
     TrainedReferenceGrader,
     train_reference_grader,
 )
-from edu_dl.models import Interaction, Response, ResponseGrade, Submission
+from edu_dl.models import Interaction, Item, Response, ResponseGrade, Submission
 from edu_dl.selectors.submissions import response_visible_score
 from edu_dl.services.artifacts import artifact_storage
-from edu_dl.services.grading import responses_grade_by_model, responses_pending_sweep
+from edu_dl.services.grading import (
+    responses_grade_by_model,
+    responses_pending_sweep,
+    responses_rescore_waiting,
+)
+from edu_dl.services.model_versions import model_version_rollback
+from edu_dl.services.review import response_override
 from edu_dl.services.submissions import GRADE_RESPONSES_TASK_NAME
-from edu_dl.tasks.grading import grade_responses_task
+from edu_dl.tasks.grading import grade_responses_task, rescore_waiting_task
 from tests.grading_data import (
     EVAPORATION_QUESTION,
     EVAPORATION_REFERENCE,
@@ -40,6 +46,7 @@ from tests.grading_data import (
 pytestmark = pytest.mark.django_db
 
 MASTERY_TASK = "edu_dl.mastery.update_student"
+RESCORE_TASK = "edu_dl.grading.rescore_waiting"
 GOOD_ANSWER = "Plants use sunlight and carbon dioxide and water to make glucose and oxygen."
 # The grader's validated QWK on photosynthesis_answers (deterministic).
 VALIDATED_QWK = 0.8
@@ -401,3 +408,277 @@ def test_the_sweep_sends_again_the_answers_pending_for_minutes(sent):
 
     assert (soon, later) == (0, 1)
     assert sent == [(GRADE_RESPONSES_TASK_NAME, [[response.pk]])]
+
+
+# --- Re-scoring the answers waiting for the teacher when a grader starts serving ---------------
+
+GRADE_FIELDS = (
+    "status",
+    "score",
+    "grade_source",
+    "confidence",
+    "model_version_id",
+    "explanation",
+    "graded_at",
+    "released",
+    "review_priority",
+    "review_reason",
+)
+
+
+def grade_fields(response: Response) -> tuple:
+    response.refresh_from_db()
+    return tuple(getattr(response, name) for name in GRADE_FIELDS)
+
+
+def rescore(item, capture) -> int:
+    with capture(execute=True):
+        return responses_rescore_waiting(item_id=item.pk)
+
+
+def history(response: Response) -> list[tuple]:
+    return list(
+        ResponseGrade.objects.filter(response=response)
+        .order_by("pk")
+        .values_list("action", "released", "model_version_id")
+    )
+
+
+def waiting_for_want_of_a_grader(quiz, capture, text: str = GOOD_ANSWER, number: int = 0):
+    student, response = submitted(quiz, text=text, number=number)
+    grade([response.pk], capture)
+    response.refresh_from_db()
+    assert (response.status, response.score, response.review_reason) == (
+        "needs_review",
+        None,
+        "no trained grader for this item yet",
+    )
+    return student, response
+
+
+def test_an_answer_waiting_for_want_of_a_grader_gets_the_new_graders_suggestion(
+    grader, sent, django_capture_on_commit_callbacks
+):
+    quiz = photosynthesis_quiz(release_min_qwk=0.5, release_min_confidence=0.99)
+    item = quiz.items[0]
+    student, waiting = waiting_for_want_of_a_grader(quiz, django_capture_on_commit_callbacks)
+    _, by_teacher = waiting_for_want_of_a_grader(
+        quiz, django_capture_on_commit_callbacks, text="Plants eat soil.", number=1
+    )
+    response_override(response=by_teacher, actor=quiz.teacher, score=0.0)
+    teacher_grade = grade_fields(by_teacher)
+    sent.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        version = activate_grader(grader, item=item)
+    assert sent == [(RESCORE_TASK, [item.pk])]
+    sent.clear()
+    count = rescore(item, django_capture_on_commit_callbacks)
+
+    expected = grader.grade([GOOD_ANSWER])[0]
+    waiting.refresh_from_db()
+    assert count == 1
+    assert (waiting.status, waiting.grade_source, waiting.released) == (
+        "needs_review",
+        "model",
+        False,
+    )
+    assert (waiting.score, waiting.model_version) == (expected.score, version)
+    assert waiting.confidence == pytest.approx(expected.confidence)
+    assert waiting.review_reason == f"confidence {expected.confidence:.2f} is below the item's 0.99"
+    assert waiting.review_priority == review_priority(
+        confidence=waiting.confidence, nearest_similarity=expected.similar[0]["similarity"]
+    )
+    assert waiting.explanation["model"]["kind"] == "item grader"
+    assert waiting.explanation["phrases"] == expected.phrases
+    assert waiting.explanation["release"]["released"] is False
+    assert history(waiting) == [("regrade", False, version.pk)]
+    assert response_visible_score(response=waiting, viewer=student) is None
+    assert grade_fields(by_teacher) == teacher_grade
+    assert history(by_teacher) == [("override", True, None)]
+    assert not Interaction.objects.filter(response=waiting).exists()
+    assert sent == []
+    assert waiting.submission.status == "needs_review"
+
+
+def test_an_answer_waiting_for_want_of_a_grader_is_released_when_the_thresholds_allow(
+    grader, sent, django_capture_on_commit_callbacks
+):
+    quiz = photosynthesis_quiz(release_min_qwk=0.5, release_min_confidence=0.5)
+    item = quiz.items[0]
+    student, waiting = waiting_for_want_of_a_grader(quiz, django_capture_on_commit_callbacks)
+    version = activate_grader(grader, item=item)
+    sent.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        count = rescore_waiting_task(item.pk)
+
+    waiting.refresh_from_db()
+    assert count == 1
+    assert (waiting.status, waiting.grade_source, waiting.released, waiting.score) == (
+        "graded",
+        "model",
+        True,
+        1.0,
+    )
+    assert (waiting.review_reason, waiting.review_priority) == ("", None)
+    assert waiting.model_version == version
+    assert history(waiting) == [("regrade", True, version.pk)]
+    assert Interaction.objects.get(response=waiting).correct is True
+    assert sent == [(MASTERY_TASK, [student.pk, quiz.course.pk])]
+    assert Submission.objects.get(pk=waiting.submission_id).status == "graded"
+    assert response_visible_score(response=waiting, viewer=student) == 1.0
+
+
+def test_rescoring_twice_changes_nothing(grader, sent, django_capture_on_commit_callbacks):
+    quiz = photosynthesis_quiz(release_min_qwk=0.5, release_min_confidence=0.99)
+    item = quiz.items[0]
+    _, waiting = waiting_for_want_of_a_grader(quiz, django_capture_on_commit_callbacks)
+    activate_grader(grader, item=item)
+    first = rescore(item, django_capture_on_commit_callbacks)
+    before = grade_fields(waiting)
+    sent.clear()
+
+    again = rescore(item, django_capture_on_commit_callbacks)
+
+    assert (first, again) == (1, 0)
+    assert grade_fields(waiting) == before
+    assert ResponseGrade.objects.filter(response=waiting).count() == 1
+    assert sent == []
+
+
+def test_a_new_grader_rescores_the_suggestions_of_the_old_one_and_leaves_released_answers(
+    grader, sent, django_capture_on_commit_callbacks
+):
+    quiz = photosynthesis_quiz(release_min_qwk=0.5, release_min_confidence=0.5)
+    item = quiz.items[0]
+    old = activate_grader(grader, item=item)
+    _, released = submitted(quiz, number=0)
+    grade([released.pk], django_capture_on_commit_callbacks)
+    Item.objects.filter(pk=item.pk).update(release_min_confidence=0.99)
+    student, waiting = submitted(quiz, number=1)
+    grade([waiting.pk], django_capture_on_commit_callbacks)
+    waiting.refresh_from_db()
+    assert (waiting.status, waiting.model_version) == ("needs_review", old)
+    released_grade = grade_fields(released)
+    assert released_grade[0:3] == ("graded", 1.0, "model")
+    # The teacher lowers the item's bar; the better grader trained since may now release.
+    Item.objects.filter(pk=item.pk).update(release_min_confidence=0.5)
+    new = activate_grader(grader, item=item)
+    sent.clear()
+
+    count = rescore(item, django_capture_on_commit_callbacks)
+
+    waiting.refresh_from_db()
+    assert count == 1
+    assert (waiting.status, waiting.released, waiting.model_version) == ("graded", True, new)
+    assert history(waiting) == [("model", False, old.pk), ("regrade", True, new.pk)]
+    assert grade_fields(released) == released_grade
+    assert history(released) == [("model", True, old.pk)]
+    assert sent == [(MASTERY_TASK, [student.pk, quiz.course.pk])]
+    assert Interaction.objects.count() == 2
+
+
+def test_a_rollback_of_an_items_grader_sends_its_waiting_answers_to_be_rescored(
+    grader, sent, django_capture_on_commit_callbacks
+):
+    quiz = photosynthesis_quiz()
+    item = quiz.items[0]
+    activate_grader(grader, item=item)
+    activate_grader(grader, item=item)
+    sent.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        model_version_rollback(kind="grader", scope_key=f"item:{item.pk}")
+
+    assert sent == [(RESCORE_TASK, [item.pk])]
+
+
+def test_the_cold_start_grader_rescores_the_waiting_answers_of_the_items_it_grades(
+    grader, reference_grader, sent, django_capture_on_commit_callbacks
+):
+    quiz = make_quiz(
+        items=[
+            {
+                "prompt": "Why do puddles dry in the sun?",
+                "reference_answer": "The sun heats the water and it evaporates into water vapour.",
+                "max_score": 2.0,
+                "release_min_qwk": 0.0,
+                "release_min_confidence": 0.0,
+            },
+            {"prompt": "Why do leaves change colour?", "reference_answer": "  "},
+            {
+                "prompt": PHOTOSYNTHESIS_QUESTION,
+                "reference_answer": PHOTOSYNTHESIS_REFERENCE,
+                "release_min_qwk": 0.5,
+                "release_min_confidence": 0.99,
+            },
+            {"prompt": "What is a leaf?", "reference_answer": "The food factory of a plant."},
+        ]
+    )
+    cold_start, no_reference, own_grader, teacher_only = quiz.items
+    activate_grader(grader, item=own_grader)
+    student = new_student(quiz.course, 0)
+    responses = submit(
+        quiz,
+        student,
+        {
+            cold_start: "The sun heats the water into vapour.",
+            no_reference: "Less sunlight.",
+            own_grader: GOOD_ANSWER,
+            teacher_only: "It makes food.",
+        },
+    )
+    grade([r.pk for r in responses], django_capture_on_commit_callbacks)
+    waiting, _, _, by_teacher = responses
+    response_override(response=by_teacher, actor=quiz.teacher, score=1.0)
+    sent.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        version = activate_grader(reference_grader)
+    assert sent == [(RESCORE_TASK, [cold_start.pk])]
+    sent.clear()
+    count = rescore(cold_start, django_capture_on_commit_callbacks)
+
+    (expected,) = reference_grader.grade(
+        question="Why do puddles dry in the sun?",
+        reference_answer="The sun heats the water and it evaporates into water vapour.",
+        texts=["The sun heats the water into vapour."],
+        min_score=0.0,
+        max_score=2.0,
+        n_levels=3,
+    )
+    waiting.refresh_from_db()
+    assert count == 1
+    assert (waiting.status, waiting.grade_source, waiting.released, waiting.model_version) == (
+        "graded",
+        "model",
+        True,
+        version,
+    )
+    assert waiting.score == expected.score
+    assert waiting.explanation["model"]["kind"] == "cold-start reference grader"
+    assert history(waiting) == [("regrade", True, version.pk)]
+    assert sent == [(MASTERY_TASK, [student.pk, quiz.course.pk])]
+
+
+def test_rescoring_works_through_a_long_queue_in_chunks_oldest_first_up_to_the_limit(
+    grader, sent, monkeypatch, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr("edu_dl.services.grading.RESCORE_CHUNK", 2)
+    quiz = photosynthesis_quiz(release_min_qwk=0.5, release_min_confidence=0.99)
+    item = quiz.items[0]
+    waiting = [
+        waiting_for_want_of_a_grader(quiz, django_capture_on_commit_callbacks, number=n)[1]
+        for n in range(3)
+    ]
+    activate_grader(grader, item=item)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        first = responses_rescore_waiting(item_id=item.pk, limit=2)
+    scored_first = [r.pk for r in waiting if ResponseGrade.objects.filter(response=r).exists()]
+    rest = rescore(item, django_capture_on_commit_callbacks)
+
+    assert (first, rest) == (2, 1)
+    assert scored_first == [waiting[0].pk, waiting[1].pk]
+    assert [len(history(r)) for r in waiting] == [1, 1, 1]

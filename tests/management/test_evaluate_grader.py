@@ -1,0 +1,176 @@
+import csv
+import io
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from edu_dl.ml.grading.evaluation import simulate_review
+from edu_dl.ml.grading.formats import read_graded_csv
+
+HEADER = [
+    "item_id",
+    "question",
+    "reference_answer",
+    "response",
+    "score",
+    "min_score",
+    "max_score",
+    "split",
+]
+ITEMS = {
+    "photo": (
+        "How do plants make food?",
+        "Plants use sunlight to turn water and carbon dioxide into glucose and oxygen.",
+        [
+            ("plants use sunlight to turn water and carbon dioxide into sugar", 2),
+            ("light energy makes glucose from co2 and water, oxygen is released", 2),
+            ("with sunlight the leaf makes glucose and gives off oxygen", 2),
+            ("plants need the sun", 1),
+            ("they use light somehow", 1),
+            ("leaves are green", 1),
+            ("i do not know", 0),
+            ("plants eat soil", 0),
+            ("animals eat them", 0),
+        ],
+    ),
+    "evap": (
+        "Why does a puddle dry up?",
+        "The water evaporates: heat gives molecules energy to escape into the air as vapour.",
+        [
+            ("the water evaporates because heat gives the molecules energy to escape", 2),
+            ("heat from the sun turns the water into vapour in the air", 2),
+            ("it evaporates into water vapour when it is warm", 2),
+            ("the sun dries it", 1),
+            ("it goes into the air", 1),
+            ("because it is hot", 1),
+            ("the ground is thirsty", 0),
+            ("no idea", 0),
+            ("someone cleaned it", 0),
+        ],
+    ),
+    "cells": (
+        "What does the cell membrane do?",
+        "It controls what enters and leaves the cell and protects it.",
+        [
+            ("it controls what goes in and out of the cell", 2),
+            ("the membrane lets some things enter and leave and protects the cell", 2),
+            ("it decides what can enter or exit the cell", 2),
+            ("it protects the cell", 1),
+            ("it is the outside of the cell", 1),
+            ("keeps the cell together", 1),
+            ("it makes energy", 0),
+            ("it is the brain of the cell", 0),
+            ("dunno", 0),
+        ],
+    ),
+}
+
+
+def write_csv(path, *, test_items=(), repeats=3):
+    """Each item's answers, repeated with small variations; rows of ``test_items`` are test."""
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(HEADER)
+        for item_id, (question, reference, answers) in ITEMS.items():
+            for r in range(repeats):
+                for n, (text, score) in enumerate(answers):
+                    variant = f"{text} {'really' if r % 2 else ''} {'so' * (r // 2)}".strip()
+                    if item_id in test_items:
+                        split = "test"
+                    else:
+                        split = "test" if (n + r) % 3 == 0 else "train"
+                    writer.writerow([item_id, question, reference, variant, score, 0, 2, split])
+    return path
+
+
+@pytest.mark.django_db
+def test_seen_items_writes_figures_and_one_prediction_per_test_row(tmp_path):
+    data = write_csv(tmp_path / "answers.csv")
+    predictions = tmp_path / "predictions.csv"
+    out = tmp_path / "result.json"
+
+    call_command(
+        "evaluate_grader",
+        "--format", "csv", "--data", str(data), "--encoder", "",
+        "--predictions", str(predictions), "--json", str(out),
+        stdout=io.StringIO(), stderr=io.StringIO(),
+    )  # fmt: skip
+
+    result = json.loads(out.read_text())
+    rows = read_graded_csv(data)
+    test_rows = [r.row for r in rows if r.split == "test"]
+    with open(predictions, newline="") as handle:
+        written = list(csv.DictReader(handle))
+    assert [int(w["row"]) for w in written] == test_rows
+    assert set(written[0]) == {"row", "item_id", "gold", "predicted", "confidence"}
+    assert {i["item_id"] for i in result["items"]} == set(ITEMS)
+    assert 0.0 <= result["qwk_mean"] <= 1.0
+    assert result["test_responses"] == len(test_rows)
+    for key in ("ece_mean", "train_seconds", "inference_seconds", "device"):
+        assert key in result
+    assert result["device"] == "cpu"
+
+
+@pytest.mark.django_db
+def test_unseen_items_scores_held_out_items_from_their_reference_answer(tmp_path):
+    data = write_csv(tmp_path / "answers.csv", test_items=("cells",), repeats=4)
+    out = tmp_path / "result.json"
+
+    call_command(
+        "evaluate_grader",
+        "--format", "csv", "--data", str(data), "--encoder", "",
+        "--protocol", "unseen-items", "--json", str(out),
+        stdout=io.StringIO(), stderr=io.StringIO(),
+    )  # fmt: skip
+
+    result = json.loads(out.read_text())
+    assert [i["item_id"] for i in result["items"]] == ["cells"]
+    assert result["items"][0]["grader"] == "cold-start"
+    assert result["items"][0]["n_test"] == 4 * len(ITEMS["cells"][2])
+
+
+@pytest.mark.django_db
+def test_simulate_review_reports_a_curve(tmp_path):
+    data = write_csv(tmp_path / "answers.csv", repeats=4)
+    out = tmp_path / "result.json"
+
+    call_command(
+        "evaluate_grader",
+        "--format", "csv", "--data", str(data), "--encoder", "",
+        "--simulate-review", "--review-batch", "12", "--json", str(out),
+        stdout=io.StringIO(), stderr=io.StringIO(),
+    )  # fmt: skip
+
+    curve = json.loads(out.read_text())["review_curve"]
+    assert curve, "at least one round"
+    for point in curve:
+        assert 0.0 <= point["hand_share"] <= 1.0
+        assert -1.0 <= point["qwk"] <= 1.0
+    shares = [p["hand_share"] for p in curve]
+    assert shares == sorted(shares, reverse=True), "releases are final: hand share never grows"
+
+
+def test_simulation_with_an_unreachable_bar_leaves_everything_to_the_teacher(tmp_path):
+    rows = read_graded_csv(write_csv(tmp_path / "answers.csv", repeats=4))
+
+    result = simulate_review(rows, batch=10, min_qwk=1.01, min_confidence=0.0)
+
+    assert result["review_curve"][-1]["hand_share"] == 1.0
+    assert result["review_curve"][-1]["qwk"] == 1.0
+    assert all(item["released_share"] == 0.0 for item in result["review_items"])
+
+
+@pytest.mark.django_db
+def test_bad_input_is_a_clear_command_error(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("item_id,response\nq1,hello\n")
+
+    with pytest.raises(CommandError, match="question"):
+        call_command("evaluate_grader", "--format", "csv", "--data", str(bad), "--encoder", "")
+    with pytest.raises(CommandError, match="does not exist"):
+        call_command("evaluate_grader", "--format", "csv", "--data", str(tmp_path / "none.csv"))
+    with pytest.raises(CommandError, match="folds"):
+        call_command(
+            "evaluate_grader", "--format", "asap-aes", "--data", str(tmp_path), "--folds", "7"
+        )
