@@ -289,8 +289,12 @@ def simulate_review(
             state.retrains += 1
             state.validated_qwk = grader.metrics["validated_qwk"]
             waiting = state.queue_order
+            # The review order needs the nearest scored answer, not the words behind a score.
             graded = grader.grade(
-                [state.rows[i].response for i in waiting], encoder=encoder, explain=True
+                [state.rows[i].response for i in waiting],
+                encoder=encoder,
+                explain=True,
+                phrases=False,
             )
             train_seconds += time.perf_counter() - started
             priorities = {}

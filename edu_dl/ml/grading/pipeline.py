@@ -48,8 +48,15 @@ class TrainedGrader:
         return float(self.metrics.get("validated_qwk", float("nan")))
 
     def grade(
-        self, texts: list[str], *, encoder: Encoder | None = None, explain: bool = True
+        self,
+        texts: list[str],
+        *,
+        encoder: Encoder | None = None,
+        explain: bool = True,
+        phrases: bool = True,
     ) -> list[GradePrediction]:
+        """Scores with confidence; ``explain`` adds the similar scored answers and, unless
+        ``phrases`` is off, the words behind each score (the costly part)."""
         if not texts:
             return []
         embeddings = None
@@ -78,7 +85,7 @@ class TrainedGrader:
                     score=float(output.score[i]),
                     confidence=float(output.confidence[i].clamp(0.0, 1.0)),
                     similar=similar if explain else [],
-                    phrases=self.scorer.phrases(text) if explain else [],
+                    phrases=self.scorer.phrases(text) if explain and phrases else [],
                 )
             )
         return predictions
