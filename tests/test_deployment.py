@@ -316,7 +316,10 @@ def test_dockerfile_builds_a_non_root_production_image():
     assert _dockerfile_values("USER") == ["app:app"]
     assert _dockerfile_values("EXPOSE") == ["8000"]
     assert "DJANGO_SETTINGS_MODULE=lms_site.settings.production" in environment
-    assert _dockerfile_values("ARG") == ["TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu"]
+    assert _dockerfile_values("ARG") == [
+        "TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu",
+        'EXTRAS=""',
+    ]
     assert any(
         '--extra-index-url "$TORCH_INDEX_URL"' in arguments
         for arguments in _dockerfile_values("RUN")
