@@ -22,7 +22,12 @@ from edu_dl.services.errors import NotFound
 
 @dataclass(frozen=True)
 class ResponseView:
-    """One response as its page shows it; ``score`` and ``feedback`` are blank when hidden."""
+    """One response as its page shows it; ``score`` and ``feedback`` are blank when hidden.
+
+    ``options`` are the item's choices as they are now (``[{"id": ..., "text": ...}]``, empty for
+    other kinds), so that the ``answer_text`` filter, given the view, shows a chosen option by its
+    text, and by its id once the option is no longer there.
+    """
 
     response_id: int
     item_id: int
@@ -36,6 +41,7 @@ class ResponseView:
     min_score: float
     max_score: float
     feedback: str
+    options: list[dict[str, Any]]
 
 
 def assessment_grades_held(*, assessment: Assessment, now: datetime | None = None) -> bool:
@@ -116,6 +122,7 @@ def responses_for_student_view(
                 min_score=item.min_score,
                 max_score=item.max_score,
                 feedback=response.feedback if visible else "",
+                options=list(item.options or []),
             )
         )
     views.sort(key=lambda view: (view.position, view.response_id))

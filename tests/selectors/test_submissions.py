@@ -173,6 +173,7 @@ def test_the_student_view_lists_answers_verbatim_in_order_and_hides_held_scores(
             min_score=0.0,
             max_score=1.0,
             feedback="",
+            options=[],
         ),
         ResponseView(
             response_id=choice.pk,
@@ -187,6 +188,7 @@ def test_the_student_view_lists_answers_verbatim_in_order_and_hides_held_scores(
             min_score=0.0,
             max_score=2.0,
             feedback="",
+            options=[{"id": "a", "text": "Blue"}, {"id": "b", "text": "Green"}],
         ),
     ]
 

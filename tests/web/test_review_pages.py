@@ -11,7 +11,7 @@ from django.urls import reverse
 from edu_dl.models import AuditEvent, Response, ResponseGrade
 from edu_dl.services.review import response_accept, response_override
 from edu_dl.services.submissions import submission_create
-from tests.factories import EnrollmentFactory, UserFactory
+from tests.factories import AssessmentFactory, EnrollmentFactory, ItemFactory, UserFactory
 from tests.review_data import (
     SUBMITTED,
     model_suggests,
@@ -532,3 +532,44 @@ def test_the_student_course_page_links_their_submission(client, data):
 
     url = submission_url(data, data["submissions"]["alice"])
     assert f'<a href="{url}">Submitted, being graded</a>' in page.content.decode()
+
+
+def test_a_student_sees_their_choices_by_option_text_escaped_or_by_id_once_removed(client, data):
+    # given alice's single and multiple choice answers, with option texts that are markup,
+    # and one option she chose removed from the item since
+    single = ItemFactory(
+        course=data["course"],
+        single_choice=True,
+        title="Colour",
+        options=[{"id": "a", "text": "<b>Blue</b>"}, {"id": "b", "text": "Green"}],
+    )
+    multiple = ItemFactory(
+        course=data["course"],
+        multiple_choice=True,
+        title="Primes",
+        options=[
+            {"id": "a", "text": "2 & 3"},
+            {"id": "b", "text": "4"},
+            {"id": "c", "text": "5"},
+            {"id": "d", "text": "<i>7</i>"},
+        ],
+    )
+    quiz = AssessmentFactory(
+        course=data["course"], items=[single, multiple], opens_at=SUBMITTED, due_at=None
+    )
+    submission = submission_create(
+        student=data["alice"],
+        assessment=quiz,
+        answers={single.pk: "a", multiple.pk: ["a", "c", "d"]},
+        now=SUBMITTED,
+    )
+    multiple.options = [option for option in multiple.options if option["id"] != "c"]
+    multiple.save(update_fields=["options"])
+    client.force_login(data["alice"])
+
+    # when she opens her submission
+    content = client.get(submission_url(data, submission)).content.decode()
+
+    # then each answer shows the chosen options' texts, escaped, and the removed one by its id
+    assert '<td class="answer">&lt;b&gt;Blue&lt;/b&gt;</td>' in content
+    assert '<td class="answer">2 &amp; 3, c, &lt;i&gt;7&lt;/i&gt;</td>' in content
