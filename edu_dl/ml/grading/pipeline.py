@@ -7,6 +7,7 @@ keys (response ids in production, row numbers in evaluation).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +46,8 @@ class TrainedGrader:
 
     @property
     def validated_qwk(self) -> float:
-        return float(self.metrics.get("validated_qwk", float("nan")))
+        value = self.metrics.get("validated_qwk")
+        return float("nan") if value is None else float(value)
 
     def grade(
         self,
@@ -176,7 +178,10 @@ def train_grader(
         config=config,
     )
     metrics = {
-        "validated_qwk": round(report.validated_qwk, 4),
+        # None when undefined (one score level only): JSON has no NaN, and None is never trusted.
+        "validated_qwk": None
+        if math.isnan(report.validated_qwk)
+        else round(report.validated_qwk, 4),
         "selection_qwk": round(report.selection_qwk, 4),
         "loo_qwk": round(report.loo_qwk, 4),
         "loo_accuracy": round(report.loo_accuracy, 4),

@@ -522,7 +522,13 @@ def fit_item_scorer(
     scorer.calibrator.copy_(fit_logistic(features, correct))
 
     report.loo_qwk = quadratic_weighted_kappa(gold, loo_level, n_levels)
-    report.validated_qwk = cross_fitted_qwk(loo, gold, n_levels, cfg.min_for_thresholds)
+    # With one score level only (say, the teacher's first answers all got 0) agreement says
+    # nothing about the grader: undefined, so the release policy never trusts it.
+    report.validated_qwk = (
+        cross_fitted_qwk(loo, gold, n_levels, cfg.min_for_thresholds)
+        if len(np.unique(gold)) > 1
+        else float("nan")
+    )
     report.loo_accuracy = float((loo_level == gold).mean())
     report.n_train = len(texts)
     return scorer, report

@@ -201,3 +201,18 @@ def test_review_priority_puts_uncertain_and_novel_answers_first():
     uncertain_novel = review_priority(confidence=0.4, nearest_similarity=0.1)
     assert certain_known < uncertain_known < uncertain_novel
     assert review_priority(confidence=None, nearest_similarity=None) == 1.0
+
+
+def test_a_grader_trained_on_one_score_level_is_never_trusted():
+    texts = [f"answer number {i} about plants" for i in range(12)]
+
+    grader = train_grader(texts, [1.0] * 12, list(range(12)), min_score=0, max_score=2)
+
+    assert grader.metrics["validated_qwk"] is None
+    prediction = grader.grade(["plants"])[0]
+    assert not release_allowed(
+        validated_qwk=grader.metrics["validated_qwk"],
+        confidence=prediction.confidence,
+        min_qwk=0.0,
+        min_confidence=0.0,
+    )
