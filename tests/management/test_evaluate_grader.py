@@ -174,3 +174,22 @@ def test_bad_input_is_a_clear_command_error(tmp_path):
         call_command(
             "evaluate_grader", "--format", "asap-aes", "--data", str(tmp_path), "--folds", "7"
         )
+
+
+@pytest.mark.django_db
+def test_unseen_items_with_mixed_splits_holds_out_groups_of_items(tmp_path):
+    data = write_csv(tmp_path / "answers.csv", repeats=4)  # every item has train and test rows
+    out = tmp_path / "result.json"
+
+    call_command(
+        "evaluate_grader",
+        "--format", "csv", "--data", str(data), "--encoder", "",
+        "--protocol", "unseen-items", "--json", str(out),
+        stdout=io.StringIO(), stderr=io.StringIO(),
+    )  # fmt: skip
+
+    result = json.loads(out.read_text())
+    rows = read_graded_csv(data)
+    assert sorted(i["item_id"] for i in result["items"]) == sorted(ITEMS)
+    assert result["test_responses"] == sum(1 for r in rows if r.split == "test")
+    assert {i["grader"] for i in result["items"]} == {"cold-start"}

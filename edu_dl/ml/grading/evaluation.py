@@ -150,48 +150,63 @@ def evaluate_seen_items(
 
 
 def evaluate_unseen_items(
-    rows: list[GradedText], *, train_reference, encoder=None, log: Log = lambda _: None
+    rows: list[GradedText],
+    *,
+    train_reference,
+    encoder=None,
+    groups: int = 5,
+    log: Log = lambda _: None,
 ) -> EvaluationResult:
-    """Whole items held out: the cold-start grader learns from the items that have ``train``
-    rows and scores the items whose rows are all ``test``, from their reference answer only."""
+    """Whole items held out: the cold-start grader scores an item from its reference answer
+    only, having learnt from other items.
+
+    Where some items have only ``test`` rows, those are the held-out items and the grader
+    learns from the ``train`` rows of the others. Where every item mixes both splits, the items
+    are dealt into ``groups`` groups (in file order) and each group in turn is held out: its
+    ``test`` rows are scored by a grader trained on the ``train`` rows of the other groups.
+    """
     result = EvaluationResult()
     by_item = items_of(rows)
-    train_items = {k: v for k, v in by_item.items() if any(r.split != "test" for r in v)}
-    test_items = {k: v for k, v in by_item.items() if all(r.split == "test" for r in v)}
-    if not test_items:
-        # A file that mixes splits within items: hold out the items by their test rows.
-        test_items = {k: [r for r in v if r.split == "test"] for k, v in by_item.items()}
-        test_items = {k: v for k, v in test_items.items() if v}
-        held_out = set(test_items)
-        train_items = {
-            k: [r for r in v if r.split != "test"] for k, v in by_item.items() if k not in held_out
-        }
-    started = time.perf_counter()
-    examples = [r for item_rows in train_items.values() for r in item_rows if r.split != "test"]
-    grader = train_reference(examples, encoder)
-    result.train_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    for item_id, item_rows in test_items.items():
-        first = item_rows[0]
-        graded = grader.grade(
-            question=first.question,
-            reference_answer=first.reference_answer,
-            texts=[r.response for r in item_rows],
-            min_score=first.min_score,
-            max_score=first.max_score,
-            n_levels=score_levels(first.min_score, first.max_score, [r.score for r in item_rows]),
-            encoder=encoder,
-            explain=False,
-        )
-        predictions = [
-            Prediction(r.row, item_id, r.score, g.score, g.confidence)
-            for r, g in zip(item_rows, graded, strict=True)
+    held_out = [k for k, v in by_item.items() if all(r.split == "test" for r in v)]
+    if held_out:
+        folds = [held_out]
+    else:
+        keys = [k for k, v in by_item.items() if any(r.split == "test" for r in v)]
+        count = max(2, min(groups, len(keys)))
+        folds = [keys[g::count] for g in range(count) if keys[g::count]]
+    for fold_items in folds:
+        outside = set(fold_items)
+        examples = [
+            r for k, v in by_item.items() if k not in outside for r in v if r.split != "test"
         ]
-        result.predictions.extend(predictions)
-        figures = {**item_figures(item_id, item_rows, predictions), "grader": "cold-start"}
-        result.items.append(figures)
-        log(f"item {item_id}: {figures}")
-    result.inference_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        grader = train_reference(examples, encoder)
+        result.train_seconds += time.perf_counter() - started
+        started = time.perf_counter()
+        for item_id in fold_items:
+            item_rows = [r for r in by_item[item_id] if r.split == "test"]
+            first = item_rows[0]
+            graded = grader.grade(
+                question=first.question,
+                reference_answer=first.reference_answer,
+                texts=[r.response for r in item_rows],
+                min_score=first.min_score,
+                max_score=first.max_score,
+                n_levels=score_levels(
+                    first.min_score, first.max_score, [r.score for r in by_item[item_id]]
+                ),
+                encoder=encoder,
+                explain=False,
+            )
+            predictions = [
+                Prediction(r.row, item_id, r.score, g.score, g.confidence)
+                for r, g in zip(item_rows, graded, strict=True)
+            ]
+            result.predictions.extend(predictions)
+            figures = {**item_figures(item_id, item_rows, predictions), "grader": "cold-start"}
+            result.items.append(figures)
+            log(f"item {item_id}: {figures}")
+        result.inference_seconds += time.perf_counter() - started
     return result
 
 
