@@ -46,17 +46,14 @@ import json
 import logging
 import os
 import re
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 FULL_RELEASE = REPOSITORY.parent / "shared" / "data" / "asap_sas"
@@ -301,102 +298,53 @@ def outcome(response_ids: list[int]) -> dict[str, int]:
 # --- the worker ----------------------------------------------------------------------------------
 
 
-def database_url_of_test_database() -> str:
-    """The URL of the test database, for the worker process (as tests/integration does)."""
-    from django.db import connection
-
-    config = connection.settings_dict
-    if config["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{Path(config['NAME']).resolve()}"
-    user = quote(config.get("USER") or "")
-    password = f":{quote(config['PASSWORD'])}" if config.get("PASSWORD") else ""
-    credentials = f"{user}{password}@" if user else ""
-    host = config.get("HOST") or "localhost"
-    port = f":{config['PORT']}" if config.get("PORT") else ""
-    return f"postgres://{credentials}{host}{port}/{config['NAME']}"
-
-
 TASK_DONE = re.compile(r"Task (\S+)\[[^\]]+\] (?:succeeded in ([0-9.]+)s|raised|failed|retry)")
 
 
-class WorkerProcess:
-    """A ``celery worker`` subprocess on the grading queue (see tests/integration/conftest.py)."""
+def grading_worker(*, threads: int, concurrency: int):
+    """A ``celery worker`` subprocess on the grading queue that counts the tasks it runs (the
+    integration tests' WorkerProcess, watching its log)."""
+    from edu_dl.tasks.queues import GRADING
+    from tests.integration.worker import WorkerProcess
 
-    def __init__(self, *, threads: int, concurrency: int):
-        self.threads = threads
-        self.concurrency = concurrency
-        self.process: subprocess.Popen | None = None
-        self.output: list[str] = []
-        self.ready = threading.Event()
-        self.received = 0
-        self.finished = 0
-        self.grading_seconds: list[float] = []  # the worker's own time per grading task
+    class CountingWorker(WorkerProcess):
+        def __init__(self):
+            super().__init__(
+                Path(os.environ["EDU_DL_ARTIFACT_DIR"]),
+                queues=(GRADING,),
+                concurrency=concurrency,
+                threads=threads,
+                name="bench",
+            )
+            self.received = 0
+            self.finished = 0
+            self.grading_seconds: list[float] = []  # the worker's own time per grading task
 
-    def start(self, timeout: float = 120) -> None:
-        from edu_dl.tasks.queues import GRADING
-
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "lms_site.settings.test",
-            "DATABASE_URL": database_url_of_test_database(),
-            "EDU_DL_TORCH_THREADS": str(self.threads),
-        }
-        command = [
-            sys.executable, "-m", "celery", "-A", "lms_site", "worker",
-            "-Q", GRADING, "-c", str(self.concurrency), "--prefetch-multiplier", "1",
-            "--without-mingle", "--without-gossip", "-n", f"bench-{os.getpid()}@%h", "-l", "info",
-        ]  # fmt: skip
-        self.process = subprocess.Popen(
-            command,
-            cwd=REPOSITORY,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,  # its own process group: the pool children die with it
-        )
-        threading.Thread(target=self._read, daemon=True).start()
-        if not self.ready.wait(timeout):
-            self.stop()
-            raise RuntimeError("the worker did not start:\n" + "".join(self.output[-60:]))
-
-    def _read(self) -> None:
-        assert self.process is not None and self.process.stdout is not None
-        for line in self.process.stdout:
-            self.output.append(line)
-            if " ready." in line:
-                self.ready.set()
-            elif "] received" in line:
+        def on_line(self, line: str) -> None:
+            if "] received" in line:
                 self.received += 1
             elif match := TASK_DONE.search(line):
                 self.finished += 1
                 if match.group(1) == "edu_dl.grading.grade_responses" and match.group(2):
                     self.grading_seconds.append(float(match.group(2)))
 
-    def wait_idle(self, *, settle: float = 0.05, timeout: float = 30) -> None:
-        """Until every task received has finished and none arrived for ``settle`` seconds."""
-        deadline = time.monotonic() + timeout
-        quiet_since = None
-        while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
-                raise RuntimeError("the worker stopped:\n" + "".join(self.output[-60:]))
-            if self.finished >= self.received:
-                quiet_since = quiet_since or time.monotonic()
-                if time.monotonic() - quiet_since >= settle:
-                    return
-            else:
-                quiet_since = None
-            time.sleep(POLL_S)
-        raise RuntimeError("the worker stayed busy:\n" + "".join(self.output[-60:]))
+        def wait_idle(self, *, settle: float = 0.05, timeout: float = 30) -> None:
+            """Until every task received has finished and none arrived for ``settle`` seconds."""
+            deadline = time.monotonic() + timeout
+            quiet_since = None
+            while time.monotonic() < deadline:
+                if self.process is None or self.process.poll() is not None:
+                    raise RuntimeError("the worker stopped:\n" + "".join(self.output[-60:]))
+                if self.finished >= self.received:
+                    quiet_since = quiet_since or time.monotonic()
+                    if time.monotonic() - quiet_since >= settle:
+                        return
+                else:
+                    quiet_since = None
+                time.sleep(POLL_S)
+            raise RuntimeError("the worker stayed busy:\n" + "".join(self.output[-60:]))
 
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
+    return CountingWorker()
 
 
 def broker_shown() -> str:
@@ -612,7 +560,7 @@ def run(arguments: argparse.Namespace, *, real_send_task) -> None:
         latency_students = course_students(course, arguments.rounds + 1)
         assessment = course.assessments["Latency"]
         current_app.send_task = real_send_task
-        worker = WorkerProcess(threads=arguments.threads, concurrency=arguments.concurrency)
+        worker = grading_worker(threads=arguments.threads, concurrency=arguments.concurrency)
         round_ids = []
         try:
             begin = time.perf_counter()

@@ -27,6 +27,25 @@ def fresh_model_cache():
     active_model_cache_clear()
 
 
+@pytest.fixture
+def sent(monkeypatch):
+    """Messages sent to the broker, as (task name, args), instead of sending them (the real
+    broker is exercised by the integration tests)."""
+    from celery import current_app
+
+    messages = []
+
+    class Result:
+        id = "task-id"
+
+    def send_task(name, args=None, **options):
+        messages.append((name, args))
+        return Result()
+
+    monkeypatch.setattr(current_app, "send_task", send_task)
+    return messages
+
+
 def uses_postgres() -> bool:
     return settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
 

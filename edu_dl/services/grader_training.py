@@ -199,20 +199,12 @@ def _encoder() -> Any:
         ) from error
 
 
-def _levels(scores: list[float], *, min_score: float, max_score: float, n_levels: int) -> Any:
-    """Scores on the item's scale as level indices 0 .. n_levels-1 (for the QWK)."""
-    import numpy as np
-
-    step = (max_score - min_score) / (n_levels - 1)
-    coded = np.rint((np.asarray(scores, dtype=np.float64) - min_score) / step)
-    return np.clip(coded, 0, n_levels - 1).astype(np.int64)
-
-
 def _qwk(gold: list[float], predicted: list[float], *, item: Item, n_levels: int) -> float:
-    from edu_dl.ml.metrics import quadratic_weighted_kappa
+    from edu_dl.ml.grading.pipeline import qwk_on_scale
 
-    scale = {"min_score": item.min_score, "max_score": item.max_score, "n_levels": n_levels}
-    return quadratic_weighted_kappa(_levels(gold, **scale), _levels(predicted, **scale), n_levels)
+    return qwk_on_scale(
+        gold, predicted, min_score=item.min_score, max_score=item.max_score, n_levels=n_levels
+    )
 
 
 def _item_grader_train(*, run: TrainingRun, reporter: Any) -> Any:
@@ -331,9 +323,8 @@ def _reference_grader_train(*, run: TrainingRun, reporter: Any) -> Any:
     import numpy as np
 
     from edu_dl.ml.config import config_to_dict
-    from edu_dl.ml.grading.pipeline import GraderUnavailable
+    from edu_dl.ml.grading.pipeline import GraderUnavailable, qwk_on_scale
     from edu_dl.ml.grading.reference import TrainedReferenceGrader, train_reference_grader
-    from edu_dl.ml.metrics import quadratic_weighted_kappa
     from edu_dl.services.runtime import torch_device
     from edu_dl.services.training import TrainingOutcome
 
@@ -376,16 +367,13 @@ def _reference_grader_train(*, run: TrainingRun, reporter: Any) -> Any:
                     encoder=other_encoder,
                     explain=False,
                 )
-                scale = {
-                    "min_score": first.min_score,
-                    "max_score": first.max_score,
-                    "n_levels": first.n_levels,
-                }
                 per_item.append(
-                    quadratic_weighted_kappa(
-                        _levels([example.score for example in group], **scale),
-                        _levels([prediction.score for prediction in predictions], **scale),
-                        first.n_levels,
+                    qwk_on_scale(
+                        [example.score for example in group],
+                        [prediction.score for prediction in predictions],
+                        min_score=first.min_score,
+                        max_score=first.max_score,
+                        n_levels=first.n_levels,
                     )
                 )
         except GraderUnavailable as error:

@@ -29,7 +29,8 @@ from tests.grading_data import (
     teacher_scored,
 )
 
-pytestmark = pytest.mark.django_db
+# No message reaches a broker: the shared ``sent`` fixture records them.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sent")]
 
 PHOTOSYNTHESIS = {
     "title": "Photosynthesis",
@@ -41,24 +42,6 @@ EVAPORATION = {
     "prompt": EVAPORATION_QUESTION,
     "reference_answer": EVAPORATION_REFERENCE,
 }
-
-
-@pytest.fixture(autouse=True)
-def sent(monkeypatch):
-    """Messages sent to the broker (the real broker is exercised by the integration tests)."""
-    from celery import current_app
-
-    messages = []
-
-    class Result:
-        id = "task-id"
-
-    def send_task(name, args=None, **options):
-        messages.append((name, args))
-        return Result()
-
-    monkeypatch.setattr(current_app, "send_task", send_task)
-    return messages
 
 
 def interleaved() -> tuple[list[str], list[float]]:

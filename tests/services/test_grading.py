@@ -83,24 +83,6 @@ def reference_grader() -> TrainedReferenceGrader:
     return train_reference_grader(examples, config=SMALL_REFERENCE)
 
 
-@pytest.fixture
-def sent(monkeypatch):
-    """Messages sent to the broker: (task name, args)."""
-    from celery import current_app
-
-    messages = []
-
-    class Result:
-        id = "task-id"
-
-    def send_task(name, args=None, **options):
-        messages.append((name, args))
-        return Result()
-
-    monkeypatch.setattr(current_app, "send_task", send_task)
-    return messages
-
-
 def photosynthesis_quiz(**item):
     spec = {
         "title": "Photosynthesis",

@@ -44,24 +44,6 @@ FAST = {"train_config": {"epochs": 2, "batch_size": 16, "learning_rate": 0.01}}
 
 
 @pytest.fixture
-def sent(monkeypatch):
-    """Messages sent to the broker: (task name, args)."""
-    from celery import current_app
-
-    messages = []
-
-    class Result:
-        id = "task-id"
-
-    def send_task(name, args=None, **options):
-        messages.append((name, args))
-        return Result()
-
-    monkeypatch.setattr(current_app, "send_task", send_task)
-    return messages
-
-
-@pytest.fixture
 def course(sent) -> Course:
     return make_kt_course(students=24, answers=20)
 

@@ -23,21 +23,9 @@ NEEDED = 30
 
 
 @pytest.fixture(autouse=True)
-def sent(monkeypatch, settings):
-    from celery import current_app
-
+def sent(sent, settings):
     settings.EDU_DL = {**settings.EDU_DL, "KT_RETRAIN_MIN_NEW_INTERACTIONS": NEEDED}
-    messages = []
-
-    class Result:
-        id = "task-id"
-
-    def send_task(name, args=None, **options):
-        messages.append((name, args))
-        return Result()
-
-    monkeypatch.setattr(current_app, "send_task", send_task)
-    return messages
+    return sent
 
 
 @pytest.fixture

@@ -39,24 +39,6 @@ MASTERY_TASK = "edu_dl.mastery.update_student"
 
 
 @pytest.fixture
-def sent(monkeypatch):
-    """Messages sent to the broker: (task name, args)."""
-    from celery import current_app
-
-    messages = []
-
-    class Result:
-        id = "task-id"
-
-    def send_task(name, args=None, **options):
-        messages.append((name, args))
-        return Result()
-
-    monkeypatch.setattr(current_app, "send_task", send_task)
-    return messages
-
-
-@pytest.fixture
 def quiz(sent):
     """A course with a teacher and a student, and an open quiz of one item of each kind."""
     course = CourseFactory(slug="science")

@@ -18,8 +18,14 @@ import numpy as np
 import torch
 
 from edu_dl.ml.grading.formats import GradedText, items_of
-from edu_dl.ml.grading.pipeline import MIN_SCORED_RESPONSES, score_levels, train_grader
+from edu_dl.ml.grading.pipeline import (
+    MIN_SCORED_RESPONSES,
+    qwk_on_scale,
+    score_levels,
+    train_grader,
+)
 from edu_dl.ml.grading.policy import release_allowed, review_priority
+from edu_dl.ml.grading.scorer import levels_of
 from edu_dl.ml.metrics import expected_calibration_error, quadratic_weighted_kappa
 
 Log = Callable[[str], None]
@@ -64,17 +70,12 @@ class EvaluationResult:
     inference_seconds: float = 0.0
 
 
-def _levels(values: list[float], low: float, high: float, n_levels: int) -> np.ndarray:
-    step = (high - low) / (n_levels - 1)
-    coded = np.rint((np.asarray(values, dtype=np.float64) - low) / step)
-    return np.clip(coded, 0, n_levels - 1).astype(np.int64)
-
-
 def item_figures(item_id: str, rows: list[GradedText], predictions: list[Prediction]) -> dict:
     low, high = rows[0].min_score, rows[0].max_score
     n_levels = score_levels(low, high, [r.score for r in rows])
-    gold = _levels([p.gold for p in predictions], low, high, n_levels)
-    predicted = _levels([p.predicted for p in predictions], low, high, n_levels)
+    scale = {"min_score": low, "max_score": high, "n_levels": n_levels}
+    gold = levels_of([p.gold for p in predictions], **scale)
+    predicted = levels_of([p.predicted for p in predictions], **scale)
     correct = gold == predicted
     confidence = np.array([p.confidence for p in predictions])
     figures = {
@@ -362,11 +363,7 @@ def _curve_point(states: list[_ItemState], total: int) -> dict[str, Any]:
         by_hand += len(state.rows) - len(state.released)
         low, high = state.rows[0].min_score, state.rows[0].max_score
         qwks.append(
-            quadratic_weighted_kappa(
-                _levels(gold, low, high, state.n_levels),
-                _levels(final, low, high, state.n_levels),
-                state.n_levels,
-            )
+            qwk_on_scale(gold, final, min_score=low, max_score=high, n_levels=state.n_levels)
         )
     graded_so_far = sum(len(s.hand) for s in states)
     return {

@@ -15,7 +15,8 @@ import numpy as np
 
 from edu_dl.ml.checkpoint import LoadedCheckpoint, checkpoint_bytes, load_checkpoint
 from edu_dl.ml.grading.encoder import Encoder
-from edu_dl.ml.grading.scorer import ItemScorer, ScorerConfig, fit_item_scorer
+from edu_dl.ml.grading.scorer import ItemScorer, ScorerConfig, fit_item_scorer, levels_of
+from edu_dl.ml.metrics import quadratic_weighted_kappa
 
 MAX_LEVELS = 61
 MIN_SCORED_RESPONSES = 10
@@ -135,6 +136,16 @@ def score_levels(min_score: float, max_score: float, observed: list[float] | Non
         step = span
     levels = round(span / step) + 1
     return max(2, min(MAX_LEVELS, levels))
+
+
+def qwk_on_scale(
+    gold: list[float], predicted: list[float], *, min_score: float, max_score: float, n_levels: int
+) -> float:
+    """QWK of two lists of scores on an item's own scale (coded into its levels first)."""
+    scale = {"min_score": min_score, "max_score": max_score, "n_levels": n_levels}
+    return quadratic_weighted_kappa(
+        levels_of(gold, **scale), levels_of(predicted, **scale), n_levels
+    )
 
 
 def _step_of(offset: float) -> float:

@@ -130,8 +130,11 @@ class ItemScorer(nn.Module):
             textlib.tfidf_matrix(words, self.idf_word.cpu()),
         )
 
-    def _shape(self, texts: list[str], x_char: torch.Tensor, x_word: torch.Tensor) -> torch.Tensor:
-        known = set(self.known_words.tolist()) if self.known_words.numel() else None
+    def _raw_shape(
+        self, texts: list[str], x_char: torch.Tensor, x_word: torch.Tensor
+    ) -> torch.Tensor:
+        """Surface measures (and similarity to the reference answer), not yet standardised."""
+        known = set(self.known_words.tolist())
         raw = textlib.surface_features(texts, known_word=known)
         if self.config.has_reference:
             raw = torch.cat(
@@ -142,6 +145,10 @@ class ItemScorer(nn.Module):
                 ],
                 dim=1,
             )
+        return raw
+
+    def _shape(self, texts: list[str], x_char: torch.Tensor, x_word: torch.Tensor) -> torch.Tensor:
+        raw = self._raw_shape(texts, x_char, x_word)
         z = (raw - self.shape_mean.cpu()) / self.shape_std.cpu()
         return _shape_expand(z)
 
@@ -449,17 +456,7 @@ def fit_item_scorer(
         cfg.reference_char_terms = scorer.reference_char.shape[0]
         cfg.reference_word_terms = scorer.reference_word.shape[0]
     x_char, x_word = scorer._tfidf(texts)
-    known_set = set(known)
-    raw_shape = textlib.surface_features(texts, known_word=known_set)
-    if cfg.has_reference:
-        raw_shape = torch.cat(
-            [
-                raw_shape,
-                _sparse_dot(x_char, scorer.reference_char),
-                _sparse_dot(x_word, scorer.reference_word),
-            ],
-            dim=1,
-        )
+    raw_shape = scorer._raw_shape(texts, x_char, x_word)
     scorer.shape_mean.copy_(raw_shape.mean(0))
     scorer.shape_std.copy_(raw_shape.std(0, unbiased=False).clamp_min(1e-6))
     shape = _shape_expand((raw_shape - scorer.shape_mean) / scorer.shape_std)
@@ -468,7 +465,7 @@ def fit_item_scorer(
         views["embed"] = nn.functional.normalize(embeddings.float(), dim=1)
 
     grams = {name: _gram(view) for name, view in views.items()}
-    weights, ridge, report = _search(grams, y, gold, n_levels, cfg)
+    weights, ridge, selection_qwk, search = _search(grams, y, gold, n_levels, cfg)
 
     kernel = sum(weights[name] * grams[name] for name in grams)
     y_mean = float(y.mean())
@@ -521,16 +518,23 @@ def fit_item_scorer(
     correct = torch.tensor(loo_level == gold, dtype=torch.float32)
     scorer.calibrator.copy_(fit_logistic(features, correct))
 
-    report.loo_qwk = quadratic_weighted_kappa(gold, loo_level, n_levels)
     # With one score level only (say, the teacher's first answers all got 0) agreement says
     # nothing about the grader: undefined, so the release policy never trusts it.
-    report.validated_qwk = (
+    validated_qwk = (
         cross_fitted_qwk(loo, gold, n_levels, cfg.min_for_thresholds)
         if len(np.unique(gold)) > 1
         else float("nan")
     )
-    report.loo_accuracy = float((loo_level == gold).mean())
-    report.n_train = len(texts)
+    report = FitReport(
+        selection_qwk=selection_qwk,
+        loo_qwk=quadratic_weighted_kappa(gold, loo_level, n_levels),
+        validated_qwk=validated_qwk,
+        loo_accuracy=float((loo_level == gold).mean()),
+        ridge=ridge,
+        view_weights=weights,
+        n_train=len(texts),
+        search=search,
+    )
     return scorer, report
 
 
@@ -546,8 +550,11 @@ def _gram(view: Any) -> torch.Tensor:
     return dense @ dense.T
 
 
-def _search(grams, y, gold, n_levels, cfg) -> tuple[dict[str, float], float, FitReport]:
-    """Choose view weights and the ridge by leave-one-out QWK (coordinate ascent)."""
+def _search(
+    grams, y, gold, n_levels, cfg
+) -> tuple[dict[str, float], float, float, list[dict[str, Any]]]:
+    """Choose view weights and the ridge by leave-one-out QWK (coordinate ascent); returns
+    them with the QWK they reached and the configurations tried."""
     y_mean = float(y.mean())
     y_centered = torch.tensor(y - y_mean, dtype=torch.float64)
     midpoints = _midpoints(n_levels)
@@ -589,17 +596,7 @@ def _search(grams, y, gold, n_levels, cfg) -> tuple[dict[str, float], float, Fit
                     best, weights, improved = result, trial, True
         if not improved:
             break
-    report = FitReport(
-        selection_qwk=best[0],
-        loo_qwk=best[0],
-        validated_qwk=best[0],
-        loo_accuracy=0.0,
-        ridge=best[2],
-        view_weights=weights,
-        n_train=len(y),
-        search=history,
-    )
-    return weights, best[2], report
+    return weights, best[2], best[0], history
 
 
 def fit_logistic(features: torch.Tensor, target: torch.Tensor, l2: float = 1e-2) -> torch.Tensor:

@@ -55,29 +55,44 @@ def _counts(doc: torch.Tensor, bucket: torch.Tensor, n_docs: int, n_buckets: int
     )
 
 
-def char_ngram_counts(texts: list[str], *, orders: tuple[int, ...], n_buckets: int) -> SparseCounts:
-    """Counts of character n-grams (over the UTF-8 bytes of normalised text, spaces included)."""
-    encoded = [(" " + normalize_text(t) + " ").encode("utf-8") for t in texts]
-    lengths = torch.tensor([len(e) for e in encoded], dtype=torch.int64)
-    if lengths.sum() == 0:
-        return _counts(torch.zeros(0, dtype=torch.int64), torch.zeros(0), len(texts), n_buckets)
-    data = torch.frombuffer(bytearray(b"".join(encoded)), dtype=torch.uint8).to(torch.int64)
-    doc_of_position = torch.repeat_interleave(torch.arange(len(texts)), lengths)
+def _ngram_counts(
+    tokens: torch.Tensor,
+    lengths: torch.Tensor,
+    *,
+    orders: tuple[int, ...],
+    n_buckets: int,
+    base: int,
+    salt: int,
+) -> SparseCounts:
+    """Hashed counts of the n-grams of each document's run of ``tokens`` (int64 codes, the
+    documents' runs laid end to end, ``lengths`` long); an n-gram never spans two documents."""
+    n_docs = len(lengths)
+    doc_of_position = torch.repeat_interleave(torch.arange(n_docs), lengths)
     docs, buckets = [], []
     for order in orders:
-        if data.numel() < order:
+        if tokens.numel() < order:
             continue
-        windows = data.numel() - order + 1
-        value = torch.full((windows,), order, dtype=torch.int64)  # the order salts the hash
+        windows = tokens.numel() - order + 1
+        value = torch.full((windows,), salt * order, dtype=torch.int64)  # the order salts it
         for offset in range(order):
-            value = (value * _BASE + data[offset : offset + windows]) % _PRIME
-        # Keep windows that start and end inside the same response.
+            value = (value * base + tokens[offset : offset + windows]) % _PRIME
+        # Keep windows that start and end inside the same document.
         same_doc = doc_of_position[:windows] == doc_of_position[order - 1 :]
         docs.append(doc_of_position[:windows][same_doc])
         buckets.append(_mix(value[same_doc]) % n_buckets)
     if not docs:
-        return _counts(torch.zeros(0, dtype=torch.int64), torch.zeros(0), len(texts), n_buckets)
-    return _counts(torch.cat(docs), torch.cat(buckets), len(texts), n_buckets)
+        empty = torch.zeros(0, dtype=torch.int64)
+        return _counts(empty, empty, n_docs, n_buckets)
+    return _counts(torch.cat(docs), torch.cat(buckets), n_docs, n_buckets)
+
+
+def char_ngram_counts(texts: list[str], *, orders: tuple[int, ...], n_buckets: int) -> SparseCounts:
+    """Counts of character n-grams (over the UTF-8 bytes of normalised text, spaces included)."""
+    encoded = [(" " + normalize_text(t) + " ").encode("utf-8") for t in texts]
+    lengths = torch.tensor([len(e) for e in encoded], dtype=torch.int64)
+    data = torch.frombuffer(bytearray(b"".join(encoded) or b" "), dtype=torch.uint8)
+    data = data[: int(lengths.sum())].to(torch.int64)
+    return _ngram_counts(data, lengths, orders=orders, n_buckets=n_buckets, base=_BASE, salt=1)
 
 
 def _mix(value: torch.Tensor) -> torch.Tensor:
@@ -94,21 +109,9 @@ def word_ngram_counts(texts: list[str], *, orders: tuple[int, ...], n_buckets: i
     hashes = [word_hashes(t) for t in texts]
     lengths = torch.tensor([len(h) for h in hashes], dtype=torch.int64)
     flat = torch.tensor([h for row in hashes for h in row], dtype=torch.int64)
-    doc_of_position = torch.repeat_interleave(torch.arange(len(texts)), lengths)
-    docs, buckets = [], []
-    for order in orders:
-        if flat.numel() < order:
-            continue
-        windows = flat.numel() - order + 1
-        value = torch.full((windows,), 7919 * order, dtype=torch.int64)
-        for offset in range(order):
-            value = (value * 1_000_003 + flat[offset : offset + windows]) % _PRIME
-        same_doc = doc_of_position[:windows] == doc_of_position[order - 1 :]
-        docs.append(doc_of_position[:windows][same_doc])
-        buckets.append(_mix(value[same_doc]) % n_buckets)
-    if not docs:
-        return _counts(torch.zeros(0, dtype=torch.int64), torch.zeros(0), len(texts), n_buckets)
-    return _counts(torch.cat(docs), torch.cat(buckets), len(texts), n_buckets)
+    return _ngram_counts(
+        flat, lengths, orders=orders, n_buckets=n_buckets, base=1_000_003, salt=7919
+    )
 
 
 def document_frequency(counts: SparseCounts) -> torch.Tensor:
