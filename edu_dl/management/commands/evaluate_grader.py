@@ -59,7 +59,12 @@ class Command(BaseCommand):
 
         from edu_dl.ml.grading import evaluation
         from edu_dl.ml.grading.encoder import EncoderUnavailable, load_encoder
-        from edu_dl.ml.grading.formats import DatasetError, read_asap_aes_folds, read_dataset
+        from edu_dl.ml.grading.formats import (
+            DatasetError,
+            items_of,
+            read_asap_aes_folds,
+            read_dataset,
+        )
         from edu_dl.ml.registry import resolve_device
 
         data = Path(options["data"])
@@ -98,9 +103,12 @@ class Command(BaseCommand):
             from edu_dl.ml.grading.pipeline import score_levels
             from edu_dl.ml.grading.reference import ReferenceExample, train_reference_grader
 
-            by_item: dict[str, list] = {}
-            for r in rows:
-                by_item.setdefault(r.item_id, []).append(r)
+            levels = {
+                item_id: score_levels(
+                    item_rows[0].min_score, item_rows[0].max_score, [r.score for r in item_rows]
+                )
+                for item_id, item_rows in items_of(rows).items()
+            }
             examples = [
                 ReferenceExample(
                     item_key=r.item_id,
@@ -110,9 +118,7 @@ class Command(BaseCommand):
                     score=r.score,
                     min_score=r.min_score,
                     max_score=r.max_score,
-                    n_levels=score_levels(
-                        r.min_score, r.max_score, [x.score for x in by_item[r.item_id]]
-                    ),
+                    n_levels=levels[r.item_id],
                 )
                 for r in rows
                 if r.reference_answer.strip()
