@@ -35,18 +35,17 @@ from edu_dl.models import (
     Interaction,
     Item,
     ModelKind,
-    Resource,
     Response,
     Skill,
     Submission,
     TrainingRun,
 )
+from edu_dl.services.catalogue import resources_import
 from edu_dl.services.courses import (
     assessment_create,
     course_create,
     enrollment_create,
     item_create,
-    resource_create,
     skill_get_or_create,
 )
 from edu_dl.services.errors import ValidationFailed
@@ -71,16 +70,6 @@ INTERACTION_BATCH = 2000
 
 ASSIST_COLUMNS = ["student", "item", "skills", "correct", "timestamp"]
 ASAP_COLUMNS = ["Id", "EssaySet", "Score1", "Score2", "EssayText"]
-RESOURCE_COLUMNS = [
-    "external_id",
-    "title",
-    "kind",
-    "url",
-    "skills",
-    "difficulty",
-    "minutes",
-    "body",
-]
 
 
 @dataclass(frozen=True)
@@ -313,36 +302,12 @@ def _interactions(
     )
 
 
-def _resources(*, course: Course, data_dir: Path, skills: dict[str, Skill]) -> int:
-    existing = set(
-        Resource.objects.filter(course=course)
-        .exclude(external_id="")
-        .values_list("external_id", flat=True)
-    )
-    count = 0
-    for row in _rows(data_dir / "resources.csv", columns=RESOURCE_COLUMNS):
-        if row["external_id"] in existing:
-            continue
-        names = [name for name in row["skills"].split(";") if name]
-        unknown = [name for name in names if name not in skills]
-        if unknown:
-            raise ValidationFailed(
-                f"resource {row['external_id']} names unknown skills: {', '.join(unknown)}",
-                field="skills",
-            )
-        resource_create(
-            course=course,
-            title=row["title"],
-            kind=row["kind"],
-            url=row["url"],
-            body=row["body"],
-            skills=[skills[name] for name in names],
-            difficulty=float(row["difficulty"]),
-            minutes=int(row["minutes"]),
-            external_id=row["external_id"],
-        )
-        count += 1
-    return count
+def _resources(*, course: Course, data_dir: Path) -> int:
+    """The study catalogue, imported like any catalogue file; how many resources were new."""
+    path = data_dir / "resources.csv"
+    if not path.is_file():
+        raise ValidationFailed(f"demo data file {path} is missing", field="data_dir")
+    return resources_import(course=course, path_or_handle=path).created
 
 
 # --- the science course (ASAP-SAS question 1) -------------------------------------------------
@@ -573,7 +538,7 @@ def demo_load(
         skills=skills,
         shift=timedelta(days=(today - last_day).days - 1),
     )
-    created["resources"] = _resources(course=math_course, data_dir=data_dir, skills=skills)
+    created["resources"] = _resources(course=math_course, data_dir=data_dir)
 
     science_item, item_created = _science_item(course=science_course, question=question)
     created["skills"] += item_created
