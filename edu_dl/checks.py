@@ -2,7 +2,8 @@
 
 Ids: E001 not a dict, E002 unknown option, E003 DEVICE, E004 ARTIFACT_STORAGE,
 E005 a number out of range (counts, thread counts, fractions, thresholds), E006 time limits in the
-wrong order, E007 KT_MODEL unknown, E008 GRADING_ENCODER not a text.
+wrong order, E007 KT_MODEL unknown, E008 GRADING_ENCODER not a text, E009 RECOMMENDER_BAND not a
+band (two numbers 0 <= low < high <= 1).
 """
 
 from __future__ import annotations
@@ -23,12 +24,16 @@ POSITIVE_NUMBERS = (
     "MASTERY_ATTENTION_MIN_EVIDENCE",
     "GRADING_MAX_ANSWER_CHARS",
     "GRADING_RETRAIN_AFTER_TEACHER_SCORES",
+    "RECOMMENDER_MIN_FEEDBACK",
+    "RECOMMENDER_COUNT",
+    "RECOMMENDER_PER_SKILL",
 )
 # Fractions: above 0 and at most 1.
 FRACTIONS = (
     "MASTERY_CORRECT_FRACTION",
     "MASTERY_ATTENTION_BELOW",
     "MASTERY_ATTENTION_DROP",
+    "RECOMMENDER_TARGET_MASTERY",
 )
 # Thresholds: from 0 (release every grade) to 1 (only perfect ones), both included.
 THRESHOLDS = (
@@ -123,6 +128,20 @@ def check_edu_dl_settings(app_configs=None, **kwargs) -> list[Error]:
                     id="edu_dl.E005",
                 )
             )
+    band = merged["RECOMMENDER_BAND"]
+    if not (
+        isinstance(band, list | tuple)
+        and len(band) == 2
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in band)
+        and 0 <= band[0] < band[1] <= 1
+    ):
+        errors.append(
+            Error(
+                "settings.EDU_DL['RECOMMENDER_BAND'] must be two numbers low, high with "
+                f"0 <= low < high <= 1, not {band!r}.",
+                id="edu_dl.E009",
+            )
+        )
     soft, hard = merged["TRAINING_SOFT_TIME_LIMIT_S"], merged["TRAINING_HARD_TIME_LIMIT_S"]
     if isinstance(soft, int) and isinstance(hard, int) and soft >= hard:
         errors.append(

@@ -59,6 +59,19 @@ DEFAULTS: dict[str, Any] = {
     # The sentence-transformers encoder the short-answer grader embeds answers with: a folder
     # path or the name of an installed model package; "" = none (the grader works without).
     "GRADING_ENCODER": "",
+    # The recommender's model of what helped similar students trains once a course holds this
+    # many labelled resource feedback examples ("helpful" / "not helpful" votes, and completions
+    # followed by a new mastery estimate).
+    "RECOMMENDER_MIN_FEEDBACK": 30,
+    # A skill counts as mastered at this mastery; below it (with its prerequisites mastered) it
+    # is ready to learn.
+    "RECOMMENDER_TARGET_MASTERY": 0.8,
+    # Practice items are chosen where the student's chance of success lies in this band.
+    "RECOMMENDER_BAND": (0.6, 0.85),
+    # Suggestions of each kind (practice items, resources) per student, and at most this many on
+    # one skill.
+    "RECOMMENDER_COUNT": 5,
+    "RECOMMENDER_PER_SKILL": 2,
 }
 
 KNOWN_DEVICES = ("cpu", "cuda", "auto")

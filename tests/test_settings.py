@@ -126,6 +126,13 @@ def test_the_default_settings_pass_the_checks():
         ({"GRADING_RELEASE_MIN_CONFIDENCE": "0.9"}, "edu_dl.E005"),
         ({"GRADING_RELEASE_MIN_CONFIDENCE": None}, "edu_dl.E005"),
         ({"GRADING_ENCODER": None}, "edu_dl.E008"),
+        ({"RECOMMENDER_MIN_FEEDBACK": 0}, "edu_dl.E005"),
+        ({"RECOMMENDER_TARGET_MASTERY": 0}, "edu_dl.E005"),
+        ({"RECOMMENDER_COUNT": 0}, "edu_dl.E005"),
+        ({"RECOMMENDER_PER_SKILL": 1.5}, "edu_dl.E005"),
+        ({"RECOMMENDER_BAND": (0.85, 0.6)}, "edu_dl.E009"),
+        ({"RECOMMENDER_BAND": (0.6,)}, "edu_dl.E009"),
+        ({"RECOMMENDER_BAND": "0.6-0.85"}, "edu_dl.E009"),
     ],
 )
 def test_each_bad_option_is_reported_by_its_check(settings, options, error_id):

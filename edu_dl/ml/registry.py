@@ -42,7 +42,8 @@ def _ensure_builtin_models_loaded() -> None:
     # Importing the packages runs their @register_model decorators.
     import edu_dl.ml.grading.reference
     import edu_dl.ml.grading.scorer
-    import edu_dl.ml.kt  # noqa: F401
+    import edu_dl.ml.kt
+    import edu_dl.ml.recommend.helpfulness  # noqa: F401
 
 
 def registered(name: str) -> RegisteredModel:

@@ -86,9 +86,10 @@ class ProgressReporter:
 
 def _trainers() -> dict[str, Callable[..., TrainingOutcome]]:
     from edu_dl.services.grader_training import grader_train
+    from edu_dl.services.recommender_training import recommender_train
     from edu_dl.services.tracing import kt_train
 
-    return {"kt": kt_train, "grader": grader_train}
+    return {"kt": kt_train, "grader": grader_train, "recommender": recommender_train}
 
 
 def _enqueue(run: TrainingRun) -> None:
@@ -143,6 +144,10 @@ def _check_enough_data(scope: Scope) -> None:
         from edu_dl.services.grader_training import grader_training_data_check
 
         grader_training_data_check(scope=scope)
+    elif scope.kind == "recommender":
+        from edu_dl.services.recommender_training import recommender_training_data_check
+
+        recommender_training_data_check(scope=scope)
     elif scope.kind not in _trainers():
         raise ValidationFailed(f"training {scope.kind} models is not available yet", field="kind")
 
