@@ -31,6 +31,7 @@ from edu_dl.models import (
     MasteryEstimate,
     ModelVersion,
     Recommendation,
+    RecommendationRule,
     Resource,
     ResourceInteraction,
     ResourceSkill,
@@ -330,12 +331,33 @@ class MasteryEstimateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(Recommendation)
 class RecommendationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("student", "course", "rank", "resource", "item", "score", "created_at")
-    list_filter = ("course",)
+    list_display = (
+        "student",
+        "course",
+        "rank",
+        "resource",
+        "item",
+        "skill",
+        "score",
+        "is_current",
+        "feedback",
+        "completed_at",
+        "created_at",
+    )
+    list_filter = ("course", "is_current", "feedback")
     search_fields = ("=student__username",)
-    raw_id_fields = ("student", "course", "resource", "item", "model_version")
-    list_select_related = ("student", "course", "resource", "item")
+    raw_id_fields = ("student", "course", "resource", "item", "skill", "model_version")
+    list_select_related = ("student", "course", "resource", "item", "skill")
     show_full_result_count = False
+
+
+# Pins and hides go through recommendation_rule_set, which checks the teacher and audits.
+@admin.register(RecommendationRule)
+class RecommendationRuleAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("course", "action", "resource", "item", "student", "created_by", "created_at")
+    list_filter = ("action", "course")
+    raw_id_fields = ("course", "student", "resource", "item", "created_by")
+    list_select_related = ("course", "resource", "item", "student", "created_by")
 
 
 # --- Model lifecycle: read-only, changed by the training and activation services -----------------

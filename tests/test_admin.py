@@ -23,6 +23,7 @@ from edu_dl.models import (
     MasteryEstimate,
     ModelVersion,
     Recommendation,
+    RecommendationRule,
     Resource,
     ResourceInteraction,
     ResourceSkill,
@@ -132,6 +133,9 @@ def one_of_everything(db):
     )
     recommendation = Recommendation.objects.create(
         student=student, course=course, resource=resource, rank=1, score=0.9, reason="weak"
+    )
+    RecommendationRule.objects.create(
+        course=course, resource=resource, action=RecommendationRule.Action.PIN, created_by=teacher
     )
     ResourceInteraction.objects.create(
         student=student,

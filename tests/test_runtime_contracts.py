@@ -28,6 +28,8 @@ def test_registered_task_names_are_stable():
         "edu_dl.grading.sweep_pending",
         "edu_dl.mastery.refresh_course",
         "edu_dl.mastery.update_student",
+        "edu_dl.recommending.refresh_course",
+        "edu_dl.recommending.refresh_student",
         "edu_dl.tracing.retrain_due",
         "edu_dl.training.run",
         "edu_dl.training.sweep",
@@ -49,6 +51,8 @@ def test_a_students_mastery_update_is_routed_with_grading_and_the_course_refresh
     assert router.route({}, "edu_dl.mastery.update_student")["queue"].name == "grading"
     assert router.route({}, "edu_dl.mastery.refresh_course")["queue"].name == "default"
     assert router.route({}, "edu_dl.tracing.retrain_due")["queue"].name == "default"
+    assert router.route({}, "edu_dl.recommending.refresh_student")["queue"].name == "default"
+    assert router.route({}, "edu_dl.recommending.refresh_course")["queue"].name == "default"
 
 
 def test_model_grading_is_routed_to_the_grading_queue_and_its_sweep_to_default():

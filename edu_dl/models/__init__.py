@@ -6,6 +6,7 @@ from edu_dl.models.learning import (
     Interaction,
     MasteryEstimate,
     Recommendation,
+    RecommendationRule,
     ResourceInteraction,
 )
 from edu_dl.models.mlops import AuditEvent, ModelKind, ModelVersion, ScopeType, TrainingRun
@@ -23,6 +24,7 @@ __all__ = [
     "ModelKind",
     "ModelVersion",
     "Recommendation",
+    "RecommendationRule",
     "Resource",
     "ResourceInteraction",
     "ResourceSkill",

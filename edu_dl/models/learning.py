@@ -151,6 +151,10 @@ class MasteryEstimate(models.Model):
 class Recommendation(models.Model):
     """A suggestion shown to a student, kept with its rank and model version for evaluation."""
 
+    class Feedback(models.TextChoices):
+        HELPFUL = "helpful", _("Helpful")
+        NOT_HELPFUL = "not_helpful", _("Not helpful")
+
     student = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="edu_recommendations"
     )
@@ -161,9 +165,22 @@ class Recommendation(models.Model):
     item = models.ForeignKey(
         Item, on_delete=models.CASCADE, null=True, blank=True, related_name="recommendations"
     )
+    # The skill the suggestion works on (None when the skill was deleted since).
+    skill = models.ForeignKey(
+        Skill, on_delete=models.SET_NULL, null=True, blank=True, related_name="recommendations"
+    )
     rank = models.PositiveIntegerField()
     score = models.FloatField()
     reason = models.TextField()
+    # The facts the reason was built from (mastery, chance of success, prerequisites ...), so
+    # what was shown can be evaluated later.
+    facts = models.JSONField(default=dict, blank=True)
+    # The latest set shown to the student; older sets stay for evaluation.
+    is_current = models.BooleanField(default=True)
+    viewed_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    feedback = models.CharField(max_length=16, choices=Feedback.choices, blank=True)
+    feedback_at = models.DateTimeField(null=True, blank=True)
     model_version = models.ForeignKey(
         "edu_dl.ModelVersion",
         on_delete=models.SET_NULL,
@@ -184,7 +201,83 @@ class Recommendation(models.Model):
         ]
         indexes = [
             models.Index(fields=["student", "course", "-created_at"], name="recommendation_recent"),
+            models.Index(fields=["student", "course", "is_current"], name="recommendation_current"),
         ]
 
     def __str__(self) -> str:
         return f"#{self.rank} for {self.student}: {self.resource or self.item}"
+
+    @property
+    def kind(self) -> str:
+        return "resource" if self.resource_id else "item"
+
+
+class RecommendationRule(models.Model):
+    """A teacher's pin (always suggest first) or hide (never suggest), for one student or for
+    everyone in the course."""
+
+    class Action(models.TextChoices):
+        PIN = "pin", _("Pin")
+        HIDE = "hide", _("Hide")
+
+    course = models.ForeignKey(
+        Course, on_delete=models.CASCADE, related_name="recommendation_rules"
+    )
+    # None: every student of the course.
+    student = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="edu_recommendation_rules",
+    )
+    resource = models.ForeignKey(
+        Resource, on_delete=models.CASCADE, null=True, blank=True, related_name="rules"
+    )
+    item = models.ForeignKey(
+        Item, on_delete=models.CASCADE, null=True, blank=True, related_name="recommendation_rules"
+    )
+    action = models.CharField(max_length=8, choices=Action.choices)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["course", "created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(models.Q(resource__isnull=False) & models.Q(item__isnull=True))
+                | (models.Q(resource__isnull=True) & models.Q(item__isnull=False)),
+                name="recommendation_rule_resource_xor_item",
+            ),
+            # One rule per target and audience: a new pin replaces a hide, and the reverse.
+            models.UniqueConstraint(
+                fields=["course", "student", "resource"],
+                condition=models.Q(student__isnull=False, resource__isnull=False),
+                name="recommendation_rule_student_resource_once",
+            ),
+            models.UniqueConstraint(
+                fields=["course", "student", "item"],
+                condition=models.Q(student__isnull=False, item__isnull=False),
+                name="recommendation_rule_student_item_once",
+            ),
+            models.UniqueConstraint(
+                fields=["course", "resource"],
+                condition=models.Q(student__isnull=True, resource__isnull=False),
+                name="recommendation_rule_course_resource_once",
+            ),
+            models.UniqueConstraint(
+                fields=["course", "item"],
+                condition=models.Q(student__isnull=True, item__isnull=False),
+                name="recommendation_rule_course_item_once",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        audience = self.student or "everyone"
+        return f"{self.action} {self.resource or self.item} for {audience}"

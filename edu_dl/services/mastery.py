@@ -64,6 +64,10 @@ from edu_dl.services.model_versions import (
     ModelUnavailable,
     active_model_load,
 )
+from edu_dl.services.recommending import (
+    recommendations_refresh_course_enqueue,
+    recommendations_refresh_enqueue,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -196,6 +200,28 @@ class MasteryEstimator:
                 correct=list(history.correct),
                 items=list(history.item_ids),
             )
+        )
+
+    def item_success(
+        self, history: AnswerHistory, items: Sequence[tuple[int, Sequence[int]]]
+    ) -> np.ndarray | None:
+        """The model's chance that the student answers each (item id, skill ids) right next;
+        None without a model."""
+        if self.cached is None:
+            return None
+        from edu_dl.ml.kt.inference import predict_next
+        from edu_dl.services.runtime import torch_device
+
+        queries = [
+            (tuple(self._skill_vocabulary.index(s) for s in skill_ids), self.item_index(item_id))
+            for item_id, skill_ids in items
+        ]
+        return predict_next(
+            self.model,
+            self.sequence(history),
+            queries,
+            device=torch_device(),
+            max_length=self.max_length,
         )
 
     @cached_property
@@ -343,9 +369,12 @@ def mastery_update_for_student(
             )
         history = student_answer_history(course_id=course.pk, student_id=student.pk)
         estimates = estimator.estimate([history])[0]
-        rows, _ = _write_estimates(
+        rows, written = _write_estimates(
             course_id=course.pk, estimates={student.pk: estimates}, as_of=timezone.now()
         )
+        if written:
+            # Suggestions follow mastery: refreshed when it changed, not on every page view.
+            recommendations_refresh_enqueue(student_id=student.pk, course_id=course.pk)
     return rows[student.pk]
 
 
@@ -380,6 +409,8 @@ def mastery_refresh_course(
                 course_id=course.pk, estimates=estimates, as_of=timezone.now()
             )
             written += count
+    if written:
+        recommendations_refresh_course_enqueue(course_id=course.pk)
     logger.info(
         "mastery of %s refreshed by %s: %d students, %d estimates written",
         course.slug,

@@ -26,6 +26,9 @@ ROUTES = {
     "edu_dl.grading.rescore_waiting": GRADING,
     "edu_dl.mastery.refresh_course": DEFAULT,
     "edu_dl.tracing.retrain_due": DEFAULT,
+    # Suggestions follow mastery; a student reads them on their next page, not at once.
+    "edu_dl.recommending.refresh_student": DEFAULT,
+    "edu_dl.recommending.refresh_course": DEFAULT,
 }
 
 

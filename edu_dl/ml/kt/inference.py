@@ -47,14 +47,16 @@ def most_recent(sequence: KTSequence, max_length: int) -> KTSequence:
     )
 
 
-def query_repeat_state(sequence: KTSequence, item: int) -> int:
-    """The student's last outcome on ``item`` in the history (known items only)."""
-    if item < FIRST_KNOWN or not sequence.items:
-        return REPEAT_FIRST
-    for position in range(len(sequence) - 1, -1, -1):
-        if sequence.items[position] == item:
-            return REPEAT_LAST_RIGHT if sequence.correct[position] else REPEAT_LAST_WRONG
-    return REPEAT_FIRST
+def _last_outcomes(sequence: KTSequence) -> dict[int, int]:
+    """Each known item of the history -> the repeat state of asking it again: the student's
+    last outcome on it (one pass over the history, however many items are asked about)."""
+    last: dict[int, int] = {}
+    if not sequence.items:
+        return last
+    for item, correct in zip(sequence.items, sequence.correct, strict=True):
+        if item >= FIRST_KNOWN:
+            last[item] = REPEAT_LAST_RIGHT if correct else REPEAT_LAST_WRONG
+    return last
 
 
 def _queries_for(
@@ -69,7 +71,10 @@ def _queries_for(
         skills[column, : len(indices)] = torch.tensor(indices)
         items[column] = item
     repeats = torch.tensor(
-        [[query_repeat_state(s, item) for _, item in queries] for s in sequences],
+        [
+            [last.get(item, REPEAT_FIRST) for _, item in queries]
+            for last in map(_last_outcomes, sequences)
+        ],
         dtype=torch.long,
     )
     batch = len(sequences)
