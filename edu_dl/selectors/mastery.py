@@ -64,6 +64,22 @@ def student_answer_history(*, course_id: int, student_id: int) -> AnswerHistory:
     return history
 
 
+def student_answer_sequence(*, course_id: int, student_id: int) -> AnswerHistory:
+    """The student's answers in the course, oldest first, with only what a model reads (items,
+    skills, outcomes; no ids or timestamps): the light read of a service that scores the
+    student's next step rather than showing the history (one query)."""
+    history = AnswerHistory(student_id)
+    for item_id, skill_ids, correct in (
+        Interaction.objects.filter(course_id=course_id, student_id=student_id)
+        .order_by("timestamp", "id")
+        .values_list("item_id", "skill_ids", "correct")
+    ):
+        history.item_ids.append(item_id)
+        history.skill_ids.append(tuple(sorted(skill_ids or ())))
+        history.correct.append(1 if correct else 0)
+    return history
+
+
 def students_answer_histories(
     *, course_id: int, student_ids: Iterable[int]
 ) -> dict[int, AnswerHistory]:

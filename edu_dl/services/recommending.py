@@ -30,10 +30,8 @@ from django.utils.translation import gettext as _
 
 from edu_dl.conf import edu_settings
 from edu_dl.models import (
-    AssessmentItem,
     Course,
     Enrollment,
-    Interaction,
     Item,
     MasteryEstimate,
     ModelKind,
@@ -45,7 +43,7 @@ from edu_dl.models import (
     Skill,
 )
 from edu_dl.selectors.access import course_is_staff, course_scope_key
-from edu_dl.selectors.mastery import student_answer_history
+from edu_dl.selectors.mastery import AnswerHistory, student_answer_sequence
 from edu_dl.selectors.skill_graph import course_prerequisites
 from edu_dl.services.audit import audit_record
 from edu_dl.services.errors import NotFound, PermissionDenied, ValidationFailed
@@ -185,43 +183,36 @@ def _course_prior(course: Course) -> float:
 
 
 def _practice_items(course: Course) -> dict[int, list[int]]:
-    """Active items of the course's published assessments, with their skills."""
-    item_ids = set(
-        AssessmentItem.objects.filter(
-            assessment__course=course, assessment__is_published=True, item__is_active=True
-        ).values_list("item_id", flat=True)
-    )
-    skills: dict[int, list[int]] = defaultdict(list)
-    for item_id, skill_id in Item.skills.through.objects.filter(item_id__in=item_ids).values_list(
-        "item_id", "skill_id"
-    ):
-        skills[item_id].append(skill_id)
+    """Active items of the course's published assessments, with their skills (one query)."""
+    skills: dict[int, set[int]] = defaultdict(set)
+    for item_id, skill_id in Item.skills.through.objects.filter(
+        item__course=course,
+        item__is_active=True,
+        item__assessment_entries__assessment__is_published=True,
+    ).values_list("item_id", "skill_id"):
+        skills[item_id].add(skill_id)
     return {item_id: sorted(skill_ids) for item_id, skill_ids in skills.items()}
 
 
-def _answered_right(*, student_id: int, course: Course) -> set[int]:
+def _answered_right(history: AnswerHistory) -> set[int]:
     """Items whose latest answer by the student was correct (practice would repeat them)."""
-    latest: dict[int, bool] = {}
-    for item_id, correct in (
-        Interaction.objects.filter(course=course, student_id=student_id, item__isnull=False)
-        .order_by("timestamp", "pk")
-        .values_list("item_id", "correct")
-    ):
-        latest[item_id] = correct
+    latest = {}
+    for item_id, correct in zip(history.item_ids, history.correct, strict=True):
+        if item_id is not None:
+            latest[item_id] = correct
     return {item_id for item_id, correct in latest.items() if correct}
 
 
 def _resources(course: Course) -> dict[int, dict[str, Any]]:
-    resources = {
-        pk: {"difficulty": difficulty, "skills": {}}
-        for pk, difficulty in Resource.objects.filter(course=course, is_active=True).values_list(
-            "pk", "difficulty"
-        )
-    }
-    for resource_id, skill_id, weight in ResourceSkill.objects.filter(
+    """Active resources with their difficulty and skill weights (one query; a resource linked
+    to no skill teaches nothing the policy can place, so it is not read)."""
+    resources: dict[int, dict[str, Any]] = {}
+    for resource_id, difficulty, skill_id, weight in ResourceSkill.objects.filter(
         resource__course=course, resource__is_active=True
-    ).values_list("resource_id", "skill_id", "weight"):
-        resources[resource_id]["skills"][skill_id] = weight
+    ).values_list("resource_id", "resource__difficulty", "skill_id", "weight"):
+        resources.setdefault(resource_id, {"difficulty": difficulty, "skills": {}})["skills"][
+            skill_id
+        ] = weight
     return resources
 
 
@@ -254,7 +245,7 @@ def _rules(*, student_id: int, course: Course) -> dict[str, list]:
 
 
 def _item_success(
-    *, course: Course, student_id: int, items: dict[int, list[int]], mastery: dict[int, tuple]
+    *, course: Course, history: AnswerHistory, items: dict[int, list[int]], mastery: dict
 ) -> tuple[dict[int, float], int | None]:
     """The chance of answering each item right now: from the course's knowledge-tracing model
     where one is active, else the mean mastery of the item's skills."""
@@ -262,7 +253,6 @@ def _item_success(
 
     estimator = MasteryEstimator.for_course(course)
     if estimator.cached is not None and items:
-        history = student_answer_history(course_id=course.pk, student_id=student_id)
         chances = estimator.item_success(history, list(items.items()))
         if chances is not None:
             return dict(zip(items, (float(c) for c in chances), strict=True)), estimator.version_id
@@ -336,16 +326,17 @@ def recommendations_refresh(
         )
         for skill_id in skills
     }
-    recent = _recent_skills(student_id=student.pk, course=course)
+    history = student_answer_sequence(course_id=course.pk, student_id=student.pk)
+    recent = _recent_skills(history)
     rules = _rules(student_id=student.pk, course=course)
 
     items = _practice_items(course)
     hidden_items = set(rules["hide_item"])
     items = {pk: s for pk, s in items.items() if pk not in hidden_items}
     success, kt_version = _item_success(
-        course=course, student_id=student.pk, items=items, mastery=mastery
+        course=course, history=history, items=items, mastery=mastery
     )
-    done_items = _answered_right(student_id=student.pk, course=course)
+    done_items = _answered_right(history)
     practice = rank_practice(
         states,
         [
@@ -443,15 +434,10 @@ def recommendations_refresh(
     return created
 
 
-def _recent_skills(*, student_id: int, course: Course, limit: int = 20) -> list[int]:
+def _recent_skills(history: AnswerHistory, limit: int = 20) -> list[int]:
     """The first skill of each of the student's latest answers, oldest first (the skill in
     progress last)."""
-    rows = list(
-        Interaction.objects.filter(course=course, student_id=student_id)
-        .order_by("-timestamp", "-pk")
-        .values_list("skill_ids", flat=True)[:limit]
-    )
-    return [skill_ids[0] for skill_ids in reversed(rows) if skill_ids]
+    return [skill_ids[0] for skill_ids in history.skill_ids[-limit:] if skill_ids]
 
 
 def recommendations_refresh_enqueue(*, student_id: int, course_id: int) -> None:

@@ -364,6 +364,11 @@ def rank_resources(
     main_skill: list[Hashable | None] = []
     need = []
     level = []
+    # Per ready skill, computed once: what is left to learn (0-1) and the mastery.
+    left = {
+        s: max(config.target_mastery - readiness[s].mastery, 0.0) / config.target_mastery
+        for s in priorities
+    }
     for resource in resources:
         if resource.key in skip or resource.key in pinned_set:
             continue
@@ -371,15 +376,14 @@ def rank_resources(
         if not weights:
             continue
         total = sum(resource.skills.values()) or 1.0
-        gaps = {
-            s: max(config.target_mastery - readiness[s].mastery, 0.0) / config.target_mastery
-            for s in weights
-        }
-        need.append(sum(w * (0.5 + 0.5 * gaps[s]) for s, w in weights.items()) / total)
-        level.append(
-            sum(w * readiness[s].mastery for s, w in weights.items()) / sum(weights.values())
+        ready_total = sum(weights.values())
+        need.append(sum(w * (0.5 + 0.5 * left[s]) for s, w in weights.items()) / total)
+        level.append(sum(w * readiness[s].mastery for s, w in weights.items()) / ready_total)
+        main_skill.append(
+            max(weights, key=lambda s: (weights[s] * (1 + priorities[s]), str(s)))
+            if len(weights) > 1
+            else next(iter(weights))
         )
-        main_skill.append(max(weights, key=lambda s: (weights[s] * (1 + priorities[s]), str(s))))
         rows.append(resource)
     suggestions: list[Suggestion] = []
     for key in pinned_keys:
