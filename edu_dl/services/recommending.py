@@ -160,26 +160,22 @@ def recommendation_reason(recommendation: Recommendation, skill_names: dict[int,
 
 
 def _mastery(
-    *, student_id: int, course: Course, skill_ids: list[int]
+    *, student_id: int, skill_ids: list[int], history: AnswerHistory, estimator: Any
 ) -> dict[int, tuple[float, int]]:
-    """Current mastery and evidence per skill; skills without an estimate get the course's
-    prior with no evidence."""
+    """Current mastery and evidence per skill, as the student sees it on their progress page;
+    skills without a stored estimate (mastery not computed yet, a skill added since) are
+    estimated now from the history, as the mastery service would."""
     rows = MasteryEstimate.objects.filter(
-        student_id=student_id, skill__course=course, is_current=True
+        student_id=student_id, skill_id__in=skill_ids, is_current=True
     ).values_list("skill_id", "probability", "evidence_count")
     found = {skill_id: (probability, evidence) for skill_id, probability, evidence in rows}
     if len(found) < len(skill_ids):
-        prior = _course_prior(course)
+        estimates = estimator.estimate([history])[0]
         for skill_id in skill_ids:
-            found.setdefault(skill_id, (prior, 0))
+            if skill_id not in found:
+                estimate = estimates[skill_id]
+                found[skill_id] = (estimate.probability, estimate.evidence_count)
     return found
-
-
-def _course_prior(course: Course) -> float:
-    from edu_dl.selectors.mastery import course_success_counts
-
-    correct, answers = course_success_counts(course_id=course.pk)
-    return (correct + 1) / (answers + 2)
 
 
 def _practice_items(course: Course) -> dict[int, list[int]]:
@@ -245,13 +241,10 @@ def _rules(*, student_id: int, course: Course) -> dict[str, list]:
 
 
 def _item_success(
-    *, course: Course, history: AnswerHistory, items: dict[int, list[int]], mastery: dict
+    *, estimator: Any, history: AnswerHistory, items: dict[int, list[int]], mastery: dict
 ) -> tuple[dict[int, float], int | None]:
     """The chance of answering each item right now: from the course's knowledge-tracing model
     where one is active, else the mean mastery of the item's skills."""
-    from edu_dl.services.mastery import MasteryEstimator
-
-    estimator = MasteryEstimator.for_course(course)
     if estimator.cached is not None and items:
         chances = estimator.item_success(history, list(items.items()))
         if chances is not None:
@@ -312,12 +305,17 @@ def recommendations_refresh(
         rank_practice,
         rank_resources,
     )
+    from edu_dl.services.mastery import MasteryEstimator
 
     _require_student(student=student, course=course)
     config = policy_config()
     skills = dict(Skill.objects.filter(course=course).values_list("pk", "name"))
     prerequisites = course_prerequisites(course_id=course.pk)
-    mastery = _mastery(student_id=student.pk, course=course, skill_ids=list(skills))
+    history = student_answer_sequence(course_id=course.pk, student_id=student.pk)
+    estimator = MasteryEstimator.for_course(course)
+    mastery = _mastery(
+        student_id=student.pk, skill_ids=list(skills), history=history, estimator=estimator
+    )
     states = {
         skill_id: SkillState(
             mastery=mastery[skill_id][0],
@@ -326,7 +324,6 @@ def recommendations_refresh(
         )
         for skill_id in skills
     }
-    history = student_answer_sequence(course_id=course.pk, student_id=student.pk)
     recent = _recent_skills(history)
     rules = _rules(student_id=student.pk, course=course)
 
@@ -334,7 +331,7 @@ def recommendations_refresh(
     hidden_items = set(rules["hide_item"])
     items = {pk: s for pk, s in items.items() if pk not in hidden_items}
     success, kt_version = _item_success(
-        course=course, history=history, items=items, mastery=mastery
+        estimator=estimator, history=history, items=items, mastery=mastery
     )
     done_items = _answered_right(history)
     practice = rank_practice(

@@ -327,3 +327,30 @@ def test_the_number_of_queries_does_not_grow_with_the_catalogue(school):
         recommendations_refresh(student=student, course=course)
 
     assert len(large.captured_queries) == len(small.captured_queries)
+
+
+def test_a_student_with_answers_but_no_stored_mastery_is_not_treated_as_new(school):
+    from edu_dl.services.interactions import InteractionRecord, interactions_record
+
+    student, course, skills = school["student"], school["course"], school["skills"]
+    start = timezone.now() - timedelta(hours=1)
+    interactions_record(
+        course=course,
+        records=[
+            InteractionRecord(
+                student_id=student.pk,
+                item_id=school["items"]["Division"][n % 3].pk,
+                skill_ids=(skills["division"].pk,),
+                correct=n % 4 != 0,
+                timestamp=start + timedelta(minutes=n),
+            )
+            for n in range(8)
+        ],
+    )
+    assert not MasteryEstimate.objects.filter(student=student).exists()
+
+    made = recommendations_refresh(student=student, course=course)
+
+    assert made
+    assert not any(r.facts.get("starting") for r in made)
+    assert {r.skill_id for r in made} == {skills["division"].pk}
