@@ -12,6 +12,7 @@ no model has seen the students it is tested on and the two models share no stude
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import random
@@ -56,6 +57,11 @@ class Command(BaseCommand):
         parser.add_argument("--hit-positions", type=int, default=20, help="per held-out student")
         parser.add_argument(
             "--prerequisites", default=None, help="CSV skill,prerequisite in the data's skill ids"
+        )
+        parser.add_argument(
+            "--policy-config",
+            default="{}",
+            help='JSON overrides of the policy\'s settings, e.g. {"streak_limit": 3}',
         )
         parser.add_argument(
             "--models-cache",
@@ -198,7 +204,15 @@ class Command(BaseCommand):
             {s for item in pool for s in item.skills},
             key=lambda s: (0, int(s)) if str(s).isdigit() else (1, str(s)),
         )
-        config = PolicyConfig()
+        try:
+            config = PolicyConfig(
+                target_mastery=edu_settings.RECOMMENDER_TARGET_MASTERY,
+                band_low=edu_settings.RECOMMENDER_BAND[0],
+                band_high=edu_settings.RECOMMENDER_BAND[1],
+                **json.loads(options["policy_config"]),
+            )
+        except (TypeError, ValueError) as error:
+            raise CommandError(f"--policy-config: {error}") from None
         classroom = Classroom(
             simulator=ModelView(simulator, device, skills),
             recommender=ModelView(recommender, device, skills),
@@ -262,6 +276,7 @@ class Command(BaseCommand):
             "skills": len(skills),
             "target_mastery": config.target_mastery,
             "target_band": [config.band_low, config.band_high],
+            "policy_config": dataclasses.asdict(config),
             "prerequisites": len(prerequisites),
             "device": str(device),
             "seconds": round(time.perf_counter() - started, 1),

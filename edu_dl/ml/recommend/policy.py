@@ -6,12 +6,15 @@ The policy joins three signals, each of which a teacher can check:
    mastery, *ready* when it is not mastered and every prerequisite is, and *blocked* otherwise.
    Only ready skills are suggested; a blocked skill sends the student to its missing
    prerequisites instead, which are ready or blocked in turn.
-2. **Practice in the target band.** Among ready skills the one in progress comes first (until a
-   streak limit, for variety), then the skills with the most left to learn. Within a skill, the
+2. **Practice in the target band.** Among ready skills the one in progress comes first for a
+   few answers in a row, then the skills with the most left to learn, each recent answer on a
+   skill lowering it a little so that practice spreads over several skills. Within a skill, the
    practice item is the one whose chance of success, by the knowledge-tracing model, lies in the
-   band (default 60 % to 85 %): hard enough to learn from, easy enough not to discourage. That is
-   where this policy parts from a plain weakest-skill rule, which drills the weakest skill with
-   whatever item comes and so mostly with failures.
+   band (default 60 % to 85 %): hard enough to learn from, easy enough not to discourage; a skill
+   that has such an item counts a little more. That is where this policy parts from a plain
+   weakest-skill rule, which drills the weakest skill with whatever item comes and so mostly
+   with failures. The weights were chosen on simulated students (``evaluate_recommender``, two
+   simulators that disagree about what helps), not on one file.
 3. **What helped similar students** (resources only): the learned helpfulness model's
    probability, when a course has one; without it the term is neutral.
 
@@ -25,6 +28,7 @@ the evaluation command's simulated students.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,8 +51,12 @@ class PolicyConfig:
     in_progress_weight: float = 0.6
     need_weight: float = 2.0
     band_weight: float = 1.0
-    # A skill practised this many times in a row yields to another ready skill (variety).
-    streak_limit: int = 6
+    # A skill practised this many times in a row yields to another ready skill (variety) ...
+    streak_limit: int = 3
+    # ... and each recent answer on a skill (of the last 20) lowers its priority a little.
+    spread_weight: float = 0.5
+    # How much a skill with an item in the band is preferred (0: the band only picks the item).
+    skill_band_weight: float = 0.3
     # Weights of the terms of a resource's score.
     need_weight: float = 1.0
     helpfulness_weight: float = 0.6
@@ -178,22 +186,20 @@ def skill_priorities(
     with the most left to learn. Mastered and blocked skills are absent."""
     config = config or PolicyConfig()
     current, streak = _streak(recent_skills)
-    recent_set = set(recent_skills[-20:])
+    practised = Counter(recent_skills[-20:])
     priorities = {}
     for key, state in readiness.items():
         if state.status != READY:
             continue
         need = min(max(1.0 - state.mastery / config.target_mastery, 0.0), 1.0)
         priority = config.need_weight * need
-        if key == current:
-            # Finish what is in progress, but not forever: after a long streak, let another
-            # ready skill have a turn (spaced, varied practice).
-            if streak < config.streak_limit:
-                priority += config.in_progress_weight
-            else:
-                priority -= config.in_progress_weight / 3
-        elif key in recent_set:
-            priority += config.in_progress_weight / 3
+        if key == current and streak < config.streak_limit:
+            # Finish what is in progress, for a few answers in a row.
+            priority += config.in_progress_weight
+        else:
+            # Practice spread over several skills: each recent answer on a skill lowers it a
+            # little (the first answers on a skill teach the most).
+            priority -= config.spread_weight * min(practised[key], 10) / 10
         priorities[key] = priority
     return priorities
 
@@ -267,6 +273,15 @@ def rank_practice(
     middle = (config.band_low + config.band_high) / 2
     distance = np.abs(success - middle)
     priority = np.asarray(skill_priority)
+    if config.skill_band_weight:
+        # A skill whose best item sits in the band is worth a little more than one whose items
+        # are all too hard or too easy.
+        best_fit: dict[Hashable | None, float] = {}
+        for skill, value in zip(chosen_skill, fit, strict=True):
+            best_fit[skill] = max(best_fit.get(skill, 0.0), float(value))
+        priority = priority + config.skill_band_weight * np.array(
+            [best_fit[skill] for skill in chosen_skill]
+        )
     score = priority + config.band_weight * fit
     # The skill first (the policy's choice of what to learn), then within it the item that fits
     # the band best, nearest the band's middle on ties.
