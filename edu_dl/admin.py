@@ -21,6 +21,7 @@ from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from edu_dl.models import (
+    ApiClient,
     Assessment,
     AssessmentItem,
     AuditEvent,
@@ -41,6 +42,8 @@ from edu_dl.models import (
     SkillPrerequisite,
     Submission,
     TrainingRun,
+    WebhookDelivery,
+    WebhookSubscription,
 )
 
 
@@ -410,3 +413,32 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     raw_id_fields = ("actor", "course")
     list_select_related = ("actor", "course")
     show_full_result_count = False
+
+
+# --- Integrations ------------------------------------------------------------------------------
+
+
+# An administrator limits an OAuth application (created under "Django OAuth Toolkit") to some
+# courses here; the application still never sees more than its owner may.
+@admin.register(ApiClient)
+class ApiClientAdmin(admin.ModelAdmin):
+    list_display = ("application", "created_at")
+    filter_horizontal = ("courses",)
+    raw_id_fields = ("application",)
+
+
+@admin.register(WebhookSubscription)
+class WebhookSubscriptionAdmin(admin.ModelAdmin):
+    list_display = ("course", "url", "is_active", "created_at")
+    list_filter = ("is_active", "course")
+    raw_id_fields = ("course", "created_by")
+    # The signing secret is shown once, when the subscription is made through the API.
+    exclude = ("secret",)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("event", "subscription", "status", "attempts", "response_status", "created_at")
+    list_filter = ("status", "event")
+    raw_id_fields = ("subscription",)
+    list_select_related = ("subscription",)

@@ -9,5 +9,9 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("api/v1/", include("edu_dl.api.urls")),
+    path("o/", include("oauth2_provider.urls", namespace="oauth2_provider")),
+    path("xapi/", include("edu_dl.xapi.urls")),
+    path("lti/", include("edu_dl.lti.urls")),
     path("", include("edu_dl.urls")),
 ]

@@ -11,8 +11,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from oauth2_provider.models import Application
 
 from edu_dl.models import (
+    ApiClient,
     Assessment,
     AssessmentItem,
     AuditEvent,
@@ -33,6 +35,8 @@ from edu_dl.models import (
     SkillPrerequisite,
     Submission,
     TrainingRun,
+    WebhookDelivery,
+    WebhookSubscription,
 )
 from tests.factories import ModelVersionFactory, TrainingRunFactory
 
@@ -133,6 +137,19 @@ def one_of_everything(db):
     )
     recommendation = Recommendation.objects.create(
         student=student, course=course, resource=resource, rank=1, score=0.9, reason="weak"
+    )
+    application = Application.objects.create(
+        name="Moodle",
+        user=teacher,
+        client_type=Application.CLIENT_CONFIDENTIAL,
+        authorization_grant_type=Application.GRANT_CLIENT_CREDENTIALS,
+    )
+    ApiClient.objects.create(application=application).courses.add(course)
+    subscription = WebhookSubscription.objects.create(
+        course=course, url="https://lms.example.org/hook", events=["grade.released"], secret="s"
+    )
+    WebhookDelivery.objects.create(
+        subscription=subscription, event="grade.released", event_id="e1", payload={"a": 1}
     )
     RecommendationRule.objects.create(
         course=course, resource=resource, action=RecommendationRule.Action.PIN, created_by=teacher

@@ -2,6 +2,7 @@
 
 from edu_dl.models.content import Assessment, AssessmentItem, Item, Resource, ResourceSkill
 from edu_dl.models.courses import Course, Enrollment, Skill, SkillPrerequisite
+from edu_dl.models.integrations import ApiClient, WebhookDelivery, WebhookSubscription
 from edu_dl.models.learning import (
     Interaction,
     MasteryEstimate,
@@ -13,6 +14,7 @@ from edu_dl.models.mlops import AuditEvent, ModelKind, ModelVersion, ScopeType, 
 from edu_dl.models.work import Response, ResponseGrade, Submission
 
 __all__ = [
+    "ApiClient",
     "Assessment",
     "AssessmentItem",
     "AuditEvent",
@@ -35,4 +37,6 @@ __all__ = [
     "SkillPrerequisite",
     "Submission",
     "TrainingRun",
+    "WebhookDelivery",
+    "WebhookSubscription",
 ]

@@ -30,7 +30,14 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
+    "oauth2_provider",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "edu_dl",
+    "edu_dl.lti",
+    "edu_dl.xapi",
 ]
 
 MIDDLEWARE = [
@@ -123,11 +130,66 @@ EDU_DL = {
 }
 
 REST_FRAMEWORK = {
+    # Browsers sign in with the session; integrations use a DRF token or an OAuth 2 client
+    # credentials token (scopes "read" / "write", optionally limited to some courses).
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+        "oauth2_provider.contrib.rest_framework.OAuth2Authentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "edu_dl.api.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "edu_dl.api.problems.problem_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["edu_dl.api.throttling.ClientRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"client": env_str("EDU_DL_API_RATE", "1200/minute")},
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+SPECTACULAR_SETTINGS = {
+    "TITLE": "edu_dl API",
+    "DESCRIPTION": "Courses, work, grades, mastery, suggestions and models of the edu_dl plugin.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+# Named so that migrations can refer to the (swappable) OAuth application model.
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
+OAUTH2_PROVIDER = {
+    "SCOPES": {"read": "Read the records of your courses", "write": "Change them"},
+    "DEFAULT_SCOPES": ["read"],
+    "ACCESS_TOKEN_EXPIRE_SECONDS": 3600,
+    "PKCE_REQUIRED": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https"],
+    # RFC 9700 (OAuth 2.0 Security BCP) in full: no implicit or password grant, PKCE S256 only,
+    # tokens only in the Authorization header, hashed at rest, refresh-token replay detected.
+    **{
+        f"COMPLIANT_BCP_RFC9700_{rule}": True
+        for rule in (
+            "ACCESS_TOKEN_TRANSPORT",
+            "AUTHZ_RESPONSE_ISS",
+            "IMPLICIT_GRANT",
+            "PASSWORD_GRANT",
+            "PKCE_METHOD",
+            "PKCE_REQUIRED",
+            "REDIRECT_URI_MATCHING",
+            "REDIRECT_URI_SCHEME",
+            "REFRESH_TOKEN",
+            "TOKEN_STORAGE",
+        )
+    },
+}
+# The largest request body the API accepts (bulk interactions included), in bytes.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("EDU_DL_API_MAX_BODY_BYTES", 10 * 1024 * 1024)
 
 # --- Celery: the broker is Redis in production, a server-less filesystem queue by default. ---
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
