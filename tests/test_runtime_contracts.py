@@ -33,6 +33,8 @@ def test_registered_task_names_are_stable():
         "edu_dl.tracing.retrain_due",
         "edu_dl.training.run",
         "edu_dl.training.sweep",
+        "edu_dl.webhooks.deliver",
+        "edu_dl.webhooks.send_due",
     ]
 
 
@@ -61,6 +63,13 @@ def test_model_grading_is_routed_to_the_grading_queue_and_its_sweep_to_default()
     assert router.route({}, "edu_dl.grading.grade_responses")["queue"].name == "grading"
     assert router.route({}, "edu_dl.grading.rescore_waiting")["queue"].name == "grading"
     assert router.route({}, "edu_dl.grading.sweep_pending")["queue"].name == "default"
+
+
+def test_webhook_deliveries_and_their_sweep_are_routed_to_default():
+    router = current_app.amqp.router
+
+    assert router.route({}, "edu_dl.webhooks.deliver")["queue"].name == "default"
+    assert router.route({}, "edu_dl.webhooks.send_due")["queue"].name == "default"
 
 
 def test_every_beat_entry_names_a_registered_task():

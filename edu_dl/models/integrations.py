@@ -29,8 +29,8 @@ class ApiClient(models.Model):
 
 
 class WebhookSubscription(models.Model):
-    """A URL that receives a course's events, each delivery signed with HMAC-SHA256 over the
-    body with this subscription's secret."""
+    """A URL that receives a course's events, each delivery signed with HMAC-SHA256 over its
+    timestamp and body with this subscription's secret (see edu_dl.services.webhooks)."""
 
     class Event(models.TextChoices):
         GRADE_RELEASED = "grade.released", _("Grade released")

@@ -10,6 +10,7 @@ The flow of :func:`responses_grade_by_model`, per item of the responses it is gi
     release policy (edu_dl.ml.grading.policy.release_allowed: the version's validated QWK and
     this prediction's confidence against the item's thresholds or the EDU_DL settings)
         ├── allowed ─► graded, released ─► Interaction ─► on commit: the student's mastery update
+        │                                  ─► grade.released webhooks of the course
         └── refused ─► needs_review, hidden from the student, with a priority for the review
                        queue and the reason, numbers included
 
@@ -55,6 +56,7 @@ from edu_dl.services.model_versions import (
     model_version_active,
 )
 from edu_dl.services.submissions import GRADE_RESPONSES_TASK_NAME, submission_status_refresh
+from edu_dl.services.webhooks import webhook_grades_released
 
 logger = logging.getLogger(__name__)
 
@@ -460,6 +462,7 @@ def _write_predictions(
             interaction_record_from_response(response=response, update_mastery=False)
         except ApplicationError as error:  # e.g. the student left the course since
             logger.info("no interaction for response %s: %s", response.pk, error.message)
+    webhook_grades_released(response_ids=[response.pk for response in released])
     return _ItemResult(responses=locked, released=released)
 
 

@@ -11,6 +11,7 @@ The flow of both, in one transaction::
     ─► Interaction (knowledge tracing) made or corrected ─► on commit: the student's mastery update
     ─► on commit: the grader of the item asked whether it is due for retraining (teacher grades
        are its training data)
+    ─► grade.released webhooks of the course (again on every later override)
 
 A refused call writes nothing: the actor is not staff of the course (:class:`PermissionDenied`),
 there is no suggestion to accept (:class:`Conflict`), the score is not a finite number on the
@@ -37,6 +38,7 @@ from edu_dl.services.audit import audit_record
 from edu_dl.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from edu_dl.services.mastery import interaction_record_from_response, mastery_update_enqueue
 from edu_dl.services.submissions import submission_status_refresh
+from edu_dl.services.webhooks import webhook_grades_released
 
 logger = logging.getLogger(__name__)
 
@@ -278,6 +280,7 @@ def _grade_one(
         action=action,
         now=timezone.now(),
     )
+    webhook_grades_released(response_ids=[locked.pk])
     submission_status_refresh(submission=locked.submission)
     _knowledge_tracing_feed(response=locked, update_mastery=True)
     _grader_retrain_after_commit(item=locked.item, actor=actor)
@@ -365,6 +368,7 @@ def responses_accept_many(
             now=now,
         )
         accepted.append(response)
+    webhook_grades_released(response_ids=[response.pk for response in accepted])
 
     submissions = {response.submission_id: response.submission for response in accepted}
     for submission in submissions.values():

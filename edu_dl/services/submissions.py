@@ -7,6 +7,7 @@ The flow of :func:`submission_create`, in one transaction::
     choice / numeric / exact-text answers, and empty answers of items whose empty_answer_policy
     is "min_score" ─► graded now by rule (Response + one ResponseGrade row "rule")
         ─► Interaction (knowledge tracing) ─► on commit: the student's mastery update
+        ─► grade.released webhooks of the course
     empty answers of items whose policy is "review" ─► needs_review ("empty answer")
     short answers and essays ─► pending ─► on commit: the model grader's task
 
@@ -41,6 +42,7 @@ from edu_dl.services.audit import audit_record
 from edu_dl.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from edu_dl.services.mastery import interaction_record_from_response, mastery_update_enqueue
 from edu_dl.services.rule_grading import answer_is_empty, answer_validate, rule_grade
+from edu_dl.services.webhooks import webhook_grades_released
 
 logger = logging.getLogger(__name__)
 
@@ -292,6 +294,7 @@ def submission_create(
     if graded:
         # One update for the whole submission rather than one per answer.
         mastery_update_enqueue(student_id=student.pk, course_id=course.pk)
+    webhook_grades_released(response_ids=[r.pk for r, _ in graded if r.released])
     responses_grading_enqueue(
         response_ids=[r.pk for r in responses if r.status == Response.Status.PENDING]
     )

@@ -30,6 +30,7 @@ from edu_dl.services.model_versions import (
     model_version_create,
 )
 from edu_dl.services.scopes import Scope, scope_of, scope_resolve
+from edu_dl.services.webhooks import webhook_training_finished
 
 logger = logging.getLogger(__name__)
 
@@ -205,9 +206,11 @@ def training_run_cancel(*, run: TrainingRun, actor: AbstractBaseUser | None = No
 
 
 def _finish(run_id: int, status: str, **fields: Any) -> None:
-    TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.RUNNING).update(
+    ended = TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.RUNNING).update(
         status=status, finished_at=timezone.now(), heartbeat_at=timezone.now(), **fields
     )
+    if ended:  # a cancelled run sends nothing: the hook checks
+        webhook_training_finished(run_id=run_id)
 
 
 def training_run_execute(*, run_id: int, task_id: str = "", worker: str = "") -> TrainingRun | None:
@@ -312,27 +315,35 @@ def training_runs_sweep() -> dict[str, int]:
     message was lost. Run by celery beat every minute."""
     now = timezone.now()
     stale_before = now - timedelta(seconds=edu_settings.TRAINING_HEARTBEAT_TIMEOUT_S)
-    failed = TrainingRun.objects.filter(
+    stale = TrainingRun.objects.filter(
         status=TrainingRun.Status.RUNNING, heartbeat_at__lt=stale_before
-    ).update(
-        status=TrainingRun.Status.FAILED,
-        finished_at=now,
-        error=(
-            "the worker stopped responding (no heartbeat for "
-            f"{edu_settings.TRAINING_HEARTBEAT_TIMEOUT_S} s); the active model is unchanged"
-        ),
     )
+    failed = 0
+    # One run at a time, so that each run failed here, and only those, sends its webhooks.
+    for run_id in list(stale.values_list("pk", flat=True)):
+        if stale.filter(pk=run_id).update(
+            status=TrainingRun.Status.FAILED,
+            finished_at=now,
+            error=(
+                "the worker stopped responding (no heartbeat for "
+                f"{edu_settings.TRAINING_HEARTBEAT_TIMEOUT_S} s); the active model is unchanged"
+            ),
+        ):
+            failed += 1
+            webhook_training_finished(run_id=run_id)
     requeue_before = now - timedelta(seconds=edu_settings.TRAINING_REQUEUE_AFTER_S)
     requeued = given_up = 0
     for run in TrainingRun.objects.filter(
         status=TrainingRun.Status.QUEUED, enqueued_at__lt=requeue_before
     ):
         if run.enqueue_count >= MAX_ENQUEUES:
-            given_up += TrainingRun.objects.filter(pk=run.pk, status="queued").update(
+            if TrainingRun.objects.filter(pk=run.pk, status="queued").update(
                 status=TrainingRun.Status.FAILED,
                 finished_at=now,
                 error=f"no worker took the run after {run.enqueue_count} attempts to enqueue it",
-            )
+            ):
+                given_up += 1
+                webhook_training_finished(run_id=run.pk)
             continue
         _enqueue(run)
         requeued += 1

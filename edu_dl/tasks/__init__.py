@@ -3,4 +3,4 @@
 Celery's autodiscovery imports this package; importing the modules registers their tasks.
 """
 
-from edu_dl.tasks import grading, mastery, recommending, training  # noqa: F401
+from edu_dl.tasks import grading, mastery, recommending, training, webhooks  # noqa: F401

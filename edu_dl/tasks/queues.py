@@ -29,6 +29,9 @@ ROUTES = {
     # Suggestions follow mastery; a student reads them on their next page, not at once.
     "edu_dl.recommending.refresh_student": DEFAULT,
     "edu_dl.recommending.refresh_course": DEFAULT,
+    # A receiver's slow reply (up to 10 s) must never hold up grading or training.
+    "edu_dl.webhooks.deliver": DEFAULT,
+    "edu_dl.webhooks.send_due": DEFAULT,
 }
 
 

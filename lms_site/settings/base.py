@@ -133,9 +133,10 @@ REST_FRAMEWORK = {
     # Browsers sign in with the session; integrations use a DRF token or an OAuth 2 client
     # credentials token (scopes "read" / "write", optionally limited to some courses).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        # First the one whose challenge (WWW-Authenticate: Bearer) a 401 carries.
         "edu_dl.api.authentication.ClientOAuth2Authentication",
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["edu_dl.api.permissions.ScopedAccess"],
     "DEFAULT_PAGINATION_CLASS": "edu_dl.api.pagination.PageNumberPagination",
@@ -160,6 +161,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "ItemKindEnum": "edu_dl.models.content.Item.Kind",
+        "ResourceKindEnum": "edu_dl.models.content.Resource.Kind",
+        "ModelKindEnum": "edu_dl.models.mlops.ModelKind",
+        "TrainableKindEnum": [("kt", "kt"), ("recommender", "recommender")],
+    },
 }
 # Named so that migrations can refer to the (swappable) OAuth application model.
 OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
@@ -222,6 +229,13 @@ CELERY_BEAT_SCHEDULE = {
     "edu_dl-sweep-pending-grading": {
         "task": "edu_dl.grading.sweep_pending",
         "schedule": 5 * 60.0,
+        "options": {"queue": "default"},
+    },
+    # Send the webhook deliveries that are due: grades held until a due date that has come,
+    # and deliveries whose message was lost.
+    "edu_dl-send-due-webhooks": {
+        "task": "edu_dl.webhooks.send_due",
+        "schedule": 60.0,
         "options": {"queue": "default"},
     },
 }
