@@ -15,3 +15,8 @@ urlpatterns = [
     path("lti/", include("edu_dl.lti.urls")),
     path("", include("edu_dl.urls")),
 ]
+
+# API paths answer problem details (RFC 9457) here too; pages keep Django's pages.
+handler400 = "edu_dl.api.problems.bad_request"
+handler404 = "edu_dl.api.problems.page_not_found"
+handler500 = "edu_dl.api.problems.server_error"

@@ -16,6 +16,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -102,6 +103,10 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         return _response(
             problem(exc.status_code, exc.message, instance=instance, errors=errors, extra=exc.extra)
         )
+    if isinstance(exc, RequestDataTooBig):
+        return _response(
+            problem(413, f"the request body is over the limit: {exc}", instance=instance)
+        )
     if isinstance(exc, Http404):
         exc = drf.NotFound(str(exc) or "Not found.")
     elif isinstance(exc, DjangoPermissionDenied):
@@ -138,3 +143,39 @@ def problem_json(request, status: int, detail: str) -> JsonResponse:
         status=status,
         content_type=PROBLEM_CONTENT_TYPE,
     )
+
+
+API_PREFIXES = ("/api/", "/xapi/")
+
+
+def _is_api(request) -> bool:
+    return request.path.startswith(API_PREFIXES)
+
+
+def page_not_found(request, exception=None):
+    """The site's 404 handler: a problem for API paths (an id that is no number, a path that does
+    not exist), Django's page elsewhere."""
+    if _is_api(request):
+        return problem_json(request, 404, "No API endpoint at this address.")
+    from django.views import defaults
+
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    """The site's 500 handler: a problem without internals for API paths."""
+    if _is_api(request):
+        return problem_json(request, 500, "The server failed to answer this request.")
+    from django.views import defaults
+
+    return defaults.server_error(request)
+
+
+def bad_request(request, exception=None):
+    """The site's 400 handler (e.g. a body over DATA_UPLOAD_MAX_MEMORY_SIZE)."""
+    if _is_api(request):
+        status = 413 if "RequestDataTooBig" in type(exception).__name__ else 400
+        return problem_json(request, status, str(exception) or "Bad request.")
+    from django.views import defaults
+
+    return defaults.bad_request(request, exception)

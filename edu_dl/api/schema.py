@@ -23,3 +23,38 @@ class ClientOAuth2Scheme(OpenApiAuthenticationExtension):
 
     def get_security_requirement(self, auto_schema):
         return {self.name: []}
+
+
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "description": "RFC 9457 problem details: every 4xx and 5xx answer of the API.",
+    "properties": {
+        "type": {"type": "string", "format": "uri"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {
+            "type": "object",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "required": ["type", "title", "status", "detail"],
+}
+
+
+def add_problem_responses(result, generator, request, public):
+    """drf-spectacular postprocessing hook: every operation may answer a problem (4xx / 5xx)."""
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Problem"] = PROBLEM_SCHEMA
+    problem = {
+        "description": "A problem (RFC 9457): what was wrong with the request, or a server error",
+        "content": {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        },
+    }
+    for path in result.get("paths", {}).values():
+        for method, operation in path.items():
+            if method in ("get", "put", "post", "patch", "delete") and isinstance(operation, dict):
+                operation.setdefault("responses", {}).setdefault("default", problem)
+    return result

@@ -161,6 +161,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "edu_dl.api.schema.add_problem_responses",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "ItemKindEnum": "edu_dl.models.content.Item.Kind",
         "ResourceKindEnum": "edu_dl.models.content.Resource.Kind",
