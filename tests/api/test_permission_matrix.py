@@ -30,10 +30,21 @@ pytestmark = pytest.mark.django_db
 
 PERSONAS = ("anonymous", "self", "peer", "stranger", "teacher", "other_teacher", "admin")
 METHODS = ("get", "post", "put", "patch", "delete")
-NAMESPACES = ("edu_dl_api",)
-# Documentation endpoints are public by design.
-PUBLIC = {"edu_dl_api:schema", "edu_dl_api:docs"}
-SNAPSHOT_APPS = ("edu_dl", "auth", "authtoken", "oauth2_provider")
+NAMESPACES = ("edu_dl_api", "edu_dl_xapi")
+# Documentation endpoints (and the xAPI version probe) are public by design.
+PUBLIC = {"edu_dl_api:schema", "edu_dl_api:docs", "edu_dl_xapi:about"}
+SNAPSHOT_APPS = ("edu_dl", "auth", "authtoken", "oauth2_provider", "edu_dl_xapi")
+# Headers an endpoint needs on every request (xAPI's version header).
+HEADERS = {"statements": {"HTTP_X_EXPERIENCE_API_VERSION": "1.0.3"}}
+ANSWERED = {
+    "actor": {
+        "objectType": "Agent",
+        "account": {"homePage": "https://lms.example", "name": "alice"},
+    },
+    "verb": {"id": "http://adlnet.gov/expapi/verbs/answered"},
+    "object": {"id": "https://testserver/xapi/activities/items/{open_choice}"},
+    "result": {"success": True},
+}
 
 MEMBERS = {"self": 200, "peer": 200, "teacher": 200, "admin": 200}
 OUTSIDERS = {"stranger": 404, "other_teacher": 404}
@@ -99,6 +110,26 @@ POLICY: dict[str, dict[str, tuple[Any, dict[str, int]]]] = {
     "model_activate": {"post": (None, staff(409))},
     # Nothing active yet to roll back from.
     "model_rollback": {"post": ({"kind": "kt"}, staff(404))},
+    # xAPI: everyone signed in may list (each sees only what they may); a statement about
+    # alice's answer may be sent by alice or her course's staff; PUT needs ?statementId=.
+    "statements": {
+        "get": (None, {**MEMBERS, "stranger": 200, "other_teacher": 200}),
+        "post": (
+            ANSWERED,
+            {
+                "self": 200,
+                "peer": 403,
+                "teacher": 200,
+                "admin": 200,
+                "stranger": 403,
+                "other_teacher": 200,
+            },
+        ),
+        "put": (
+            ANSWERED,
+            dict.fromkeys(("self", "peer", "stranger", "teacher", "other_teacher", "admin"), 400),
+        ),
+    },
 }
 
 
@@ -180,6 +211,8 @@ def world(monkeypatch):
 def _fill(value: Any, values: dict[str, Any]) -> Any:
     if isinstance(value, str) and value.startswith("{") and value.endswith("}"):
         return values[value[1:-1]]
+    if isinstance(value, str) and "{" in value:
+        return value.format(**values)
     if isinstance(value, dict):
         return {str(_fill(k, values)): _fill(v, values) for k, v in value.items()}
     if isinstance(value, list):
@@ -230,7 +263,8 @@ def test_permission_matrix(world, name, pattern, method, persona, body, status):
     url = _url(name, pattern, world["values"])
     before = snapshot() if status >= 400 else None
 
-    response = getattr(client, method)(url, _fill(body, world["values"]), format="json")
+    headers = HEADERS.get(name.split(":", 1)[1], {})
+    response = getattr(client, method)(url, _fill(body, world["values"]), format="json", **headers)
 
     assert response.status_code == status, response.content[:300]
     if status >= 400:
