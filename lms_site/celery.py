@@ -12,7 +12,7 @@ load_settings_or_exit()
 
 app = Celery("lms_site")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["edu_dl"], related_name="tasks")
+app.autodiscover_tasks(["edu_dl", "edu_dl.lti"], related_name="tasks")
 
 
 @worker_init.connect

@@ -17,6 +17,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
+from django.db import DataError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -103,6 +104,17 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         return _response(
             problem(exc.status_code, exc.message, instance=instance, errors=errors, extra=exc.extra)
         )
+    if isinstance(exc, DataError):
+        # The database refused a value the request carried (a NUL character, a number out of
+        # range): the request's fault, and nothing was written.
+        return _response(
+            problem(
+                400,
+                "the request holds a value the database cannot store (a NUL character, or a "
+                "number out of range)",
+                instance=instance,
+            )
+        )
     if isinstance(exc, RequestDataTooBig):
         return _response(
             problem(413, f"the request body is over the limit: {exc}", instance=instance)
@@ -145,7 +157,7 @@ def problem_json(request, status: int, detail: str) -> JsonResponse:
     )
 
 
-API_PREFIXES = ("/api/", "/xapi/")
+API_PREFIXES = ("/api/", "/xapi/", "/lti/")
 
 
 def _is_api(request) -> bool:

@@ -47,6 +47,7 @@ from edu_dl.selectors.access import (
     resources_visible,
     responses_visible,
     skills_visible,
+    student_record_visible,
 )
 from edu_dl.selectors.submissions import responses_for_student_view, submission_get_for_viewer
 from edu_dl.services.errors import NotFound, PermissionDenied, ValidationFailed
@@ -510,6 +511,10 @@ class RecommendationList(CourseScoped, APIView):
         if username and username != request.user.get_username():
             self.require_staff()
             student = get_user_model().objects.filter(username=username).first()
+            if student is None or not student_record_visible(
+                viewer=request.user, student=student, course=course
+            ):
+                raise NotFound("No such student.")
         elif course_role(user=request.user, course=course) == Enrollment.Role.STUDENT:
             student = request.user
         else:

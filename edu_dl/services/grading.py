@@ -55,8 +55,8 @@ from edu_dl.services.model_versions import (
     active_model_load,
     model_version_active,
 )
+from edu_dl.services.releases import grades_released
 from edu_dl.services.submissions import GRADE_RESPONSES_TASK_NAME, submission_status_refresh
-from edu_dl.services.webhooks import webhook_grades_released
 
 logger = logging.getLogger(__name__)
 
@@ -462,7 +462,7 @@ def _write_predictions(
             interaction_record_from_response(response=response, update_mastery=False)
         except ApplicationError as error:  # e.g. the student left the course since
             logger.info("no interaction for response %s: %s", response.pk, error.message)
-    webhook_grades_released(response_ids=[response.pk for response in released])
+    grades_released(response_ids=[response.pk for response in released])
     return _ItemResult(responses=locked, released=released)
 
 

@@ -37,8 +37,8 @@ from edu_dl.selectors.access import course_is_staff
 from edu_dl.services.audit import audit_record
 from edu_dl.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from edu_dl.services.mastery import interaction_record_from_response, mastery_update_enqueue
+from edu_dl.services.releases import grades_released
 from edu_dl.services.submissions import submission_status_refresh
-from edu_dl.services.webhooks import webhook_grades_released
 
 logger = logging.getLogger(__name__)
 
@@ -280,7 +280,7 @@ def _grade_one(
         action=action,
         now=timezone.now(),
     )
-    webhook_grades_released(response_ids=[locked.pk])
+    grades_released(response_ids=[locked.pk])
     submission_status_refresh(submission=locked.submission)
     _knowledge_tracing_feed(response=locked, update_mastery=True)
     _grader_retrain_after_commit(item=locked.item, actor=actor)
@@ -368,7 +368,7 @@ def responses_accept_many(
             now=now,
         )
         accepted.append(response)
-    webhook_grades_released(response_ids=[response.pk for response in accepted])
+    grades_released(response_ids=[response.pk for response in accepted])
 
     submissions = {response.submission_id: response.submission for response in accepted}
     for submission in submissions.values():

@@ -41,8 +41,8 @@ from edu_dl.selectors.access import course_role
 from edu_dl.services.audit import audit_record
 from edu_dl.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from edu_dl.services.mastery import interaction_record_from_response, mastery_update_enqueue
+from edu_dl.services.releases import grades_released
 from edu_dl.services.rule_grading import answer_is_empty, answer_validate, rule_grade
-from edu_dl.services.webhooks import webhook_grades_released
 
 logger = logging.getLogger(__name__)
 
@@ -294,7 +294,7 @@ def submission_create(
     if graded:
         # One update for the whole submission rather than one per answer.
         mastery_update_enqueue(student_id=student.pk, course_id=course.pk)
-    webhook_grades_released(response_ids=[r.pk for r, _ in graded if r.released])
+    grades_released(response_ids=[r.pk for r, _ in graded if r.released])
     responses_grading_enqueue(
         response_ids=[r.pk for r in responses if r.status == Response.Status.PENDING]
     )

@@ -29,6 +29,10 @@ ROUTES = {
     # Suggestions follow mastery; a student reads them on their next page, not at once.
     "edu_dl.recommending.refresh_student": DEFAULT,
     "edu_dl.recommending.refresh_course": DEFAULT,
+    # LMS gradebooks and rosters (LTI Advantage): network calls to the platform, retried.
+    "edu_dl.lti.grade_passback": DEFAULT,
+    "edu_dl.lti.grade_passback_sweep": DEFAULT,
+    "edu_dl.lti.roster_sync": DEFAULT,
     # A receiver's slow reply (up to 10 s) must never hold up grading or training.
     "edu_dl.webhooks.deliver": DEFAULT,
     "edu_dl.webhooks.send_due": DEFAULT,

@@ -50,6 +50,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "edu_dl.api.middleware.ProblemResponsesMiddleware",
 ]
 
 ROOT_URLCONF = "lms_site.urls"
@@ -233,6 +234,13 @@ CELERY_BEAT_SCHEDULE = {
     "edu_dl-sweep-pending-grading": {
         "task": "edu_dl.grading.sweep_pending",
         "schedule": 5 * 60.0,
+        "options": {"queue": "default"},
+    },
+    # Send to LMS gradebooks the grades held until a due date that has come, and retry those
+    # whose passback failed.
+    "edu_dl-lti-grade-passback-sweep": {
+        "task": "edu_dl.lti.grade_passback_sweep",
+        "schedule": 10 * 60.0,
         "options": {"queue": "default"},
     },
     # Send the webhook deliveries that are due: grades held until a due date that has come,

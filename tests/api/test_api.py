@@ -224,3 +224,13 @@ def test_a_student_sees_only_released_scores_of_their_own_work(data):
     assert {r["status"] for r in body["responses"]} >= {"pending"}
     assert all(r["score"] is None for r in body["responses"] if r["status"] != "graded")
     assert as_user(UserFactory()).get(url).status_code == 404
+
+
+def test_a_nul_character_is_a_bad_request_not_a_server_error(data):
+    client = as_user(data["teacher"])
+    url = reverse("edu_dl_api:recommendation_list", kwargs={"slug": data["course"].slug})
+
+    response = client.get(url + "?student=%12%00")
+
+    assert response.status_code in (400, 404)
+    assert response["Content-Type"].startswith("application/problem+json")

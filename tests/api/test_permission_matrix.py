@@ -30,10 +30,13 @@ pytestmark = pytest.mark.django_db
 
 PERSONAS = ("anonymous", "self", "peer", "stranger", "teacher", "other_teacher", "admin")
 METHODS = ("get", "post", "put", "patch", "delete")
-NAMESPACES = ("edu_dl_api", "edu_dl_xapi")
+NAMESPACES = ("edu_dl_api", "edu_dl_xapi", "edu_dl_lti")
+# LTI endpoints are reached by browsers sent by the LMS, before any sign-in: the same answer for
+# everyone (the launch itself proves who the user is). Methods they do not take are 405 to all.
+OPEN = {"login", "launch", "deep_linking", "jwks"}
 # Documentation endpoints (and the xAPI version probe) are public by design.
 PUBLIC = {"edu_dl_api:schema", "edu_dl_api:docs", "edu_dl_xapi:about"}
-SNAPSHOT_APPS = ("edu_dl", "auth", "authtoken", "oauth2_provider", "edu_dl_xapi")
+SNAPSHOT_APPS = ("edu_dl", "auth", "authtoken", "oauth2_provider", "edu_dl_xapi", "edu_dl_lti")
 # Headers an endpoint needs on every request (xAPI's version header).
 HEADERS = {"statements": {"HTTP_X_EXPERIENCE_API_VERSION": "1.0.3"}}
 ANSWERED = {
@@ -48,6 +51,10 @@ ANSWERED = {
 
 MEMBERS = {"self": 200, "peer": 200, "teacher": 200, "admin": 200}
 OUTSIDERS = {"stranger": 404, "other_teacher": 404}
+
+
+def everyone(status: int) -> dict[str, int]:
+    return dict.fromkeys(PERSONAS, status)
 
 
 def staff(ok: int, *, students: int = 403) -> dict[str, int]:
@@ -130,6 +137,11 @@ POLICY: dict[str, dict[str, tuple[Any, dict[str, int]]]] = {
             dict.fromkeys(("self", "peer", "stranger", "teacher", "other_teacher", "admin"), 400),
         ),
     },
+    # LTI without a platform's parameters: refused with a problem, nothing created.
+    "login": {"get": (None, everyone(400)), "post": (None, everyone(400))},
+    "launch": {"post": (None, everyone(400))},
+    "deep_linking": {"post": (None, everyone(400))},
+    "jwks": {"get": (None, everyone(200))},
 }
 
 
@@ -160,7 +172,8 @@ def test_every_endpoint_has_a_policy():
 def test_each_policy_names_every_persona():
     for name, methods in POLICY.items():
         for method, (_, expected) in methods.items():
-            assert set(expected) == set(PERSONAS) - {"anonymous"}, (name, method)
+            personas = set(PERSONAS) if name in OPEN else set(PERSONAS) - {"anonymous"}
+            assert set(expected) == personas, (name, method)
 
 
 @pytest.fixture
@@ -244,7 +257,9 @@ def _cases():
         for method in METHODS:
             body, expected = POLICY[short].get(method, (None, None))
             for persona in PERSONAS:
-                if persona == "anonymous":
+                if short in OPEN:
+                    status = 405 if expected is None else expected[persona]
+                elif persona == "anonymous":
                     status = 401
                 elif expected is None:
                     status = 405
