@@ -303,3 +303,26 @@ class SubmissionRefSerializer(serializers.ModelSerializer):
     class Meta:
         model = Submission
         fields = ["id", "assessment", "status", "submitted_at"]
+
+
+class WebhookSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    url = serializers.CharField(max_length=500)
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=["grade.released", "training.finished"])
+    )
+    is_active = serializers.BooleanField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+
+
+class WebhookCreatedSerializer(WebhookSerializer):
+    secret = serializers.CharField(
+        read_only=True, help_text="the signing secret, shown this once (stored only here)"
+    )
+
+
+class WebhookCreateSerializer(StrictSerializer):
+    url = serializers.CharField(max_length=500)
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=["grade.released", "training.finished"])
+    )

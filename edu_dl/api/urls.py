@@ -88,4 +88,10 @@ urlpatterns = [
         name="model_activate",
     ),
     path(course + "models/rollback/", views.ModelRollback.as_view(), name="model_rollback"),
+    path(course + "webhooks/", views.WebhookList.as_view(), name="webhook_list"),
+    path(
+        course + "webhooks/<int:webhook_id>/",
+        views.WebhookDetail.as_view(),
+        name="webhook_detail",
+    ),
 ]

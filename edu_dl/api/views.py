@@ -28,13 +28,16 @@ from edu_dl.models import (
     Assessment,
     Course,
     Enrollment,
+    Item,
     ModelKind,
     ModelVersion,
     Recommendation,
     Resource,
     Response,
+    Skill,
     Submission,
     TrainingRun,
+    WebhookSubscription,
 )
 from edu_dl.selectors.access import (
     assessments_visible,
@@ -88,6 +91,20 @@ class CourseScoped:
         return course
 
 
+class CourseListView(CourseScoped, generics.ListAPIView):
+    """A paginated, orderable list of one course's rows; ``rows()`` applies the access rule."""
+
+    model: Any = None
+
+    def rows(self, course: Course):
+        raise NotImplementedError
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return self.model.objects.none()
+        return self.rows(self.get_course())
+
+
 def _validated(serializer_class, request: Request, **kwargs):
     serializer = serializer_class(data=request.data, **kwargs)
     serializer.is_valid(raise_exception=True)
@@ -117,12 +134,15 @@ class CourseDetail(CourseScoped, APIView):
         return ApiResponse(s.CourseSerializer(self.get_course()).data)
 
 
-class EnrollmentList(CourseScoped, APIView):
-    @extend_schema(responses=s.EnrollmentSerializer(many=True))
-    def get(self, request, slug):
-        course = self.require_staff()
-        rows = Enrollment.objects.filter(course=course).select_related("user").order_by("pk")
-        return ApiResponse(s.EnrollmentSerializer(rows, many=True).data)
+class EnrollmentList(CourseListView):
+    serializer_class = s.EnrollmentSerializer
+    model = Enrollment
+    filterset_fields = ["role"]
+    ordering_fields = ["created_at", "role"]
+
+    def rows(self, course):
+        self.require_staff()
+        return Enrollment.objects.filter(course=course).select_related("user").order_by("pk")
 
     @extend_schema(request=s.EnrollmentCreateSerializer, responses={201: s.EnrollmentSerializer})
     def post(self, request, slug):
@@ -140,13 +160,14 @@ class EnrollmentList(CourseScoped, APIView):
 # --- Skills, items, assessments -----------------------------------------------------------------
 
 
-class SkillList(CourseScoped, APIView):
-    @extend_schema(responses=s.SkillSerializer(many=True))
-    def get(self, request, slug):
-        course = self.require_staff()
-        return ApiResponse(
-            s.SkillSerializer(skills_visible(user=request.user, course=course), many=True).data
-        )
+class SkillList(CourseListView):
+    serializer_class = s.SkillSerializer
+    model = Skill
+    ordering_fields = ["name"]
+
+    def rows(self, course):
+        self.require_staff()
+        return skills_visible(user=self.request.user, course=course)
 
     @extend_schema(request=s.SkillCreateSerializer, responses={201: s.SkillSerializer})
     def post(self, request, slug):
@@ -176,21 +197,24 @@ class SkillPrerequisites(CourseScoped, APIView):
         return ApiResponse(s.SkillSerializer(skills[skill_id]).data, status=201)
 
 
-class ItemList(CourseScoped, APIView):
-    @extend_schema(responses=s.ItemSerializer(many=True))
-    def get(self, request, slug):
-        course = self.require_staff()
-        return ApiResponse(
-            s.ItemSerializer(items_visible(user=request.user, course=course), many=True).data
-        )
+class ItemList(CourseListView):
+    serializer_class = s.ItemSerializer
+    model = Item
+    filterset_fields = ["kind", "is_active"]
+    ordering_fields = ["title", "created_at"]
+
+    def rows(self, course):
+        self.require_staff()
+        return items_visible(user=self.request.user, course=course)
 
 
-class AssessmentList(CourseScoped, APIView):
-    @extend_schema(responses=s.AssessmentSerializer(many=True))
-    def get(self, request, slug):
-        course = self.get_course()
-        rows = assessments_visible(user=request.user, course=course)
-        return ApiResponse(s.AssessmentSerializer(rows, many=True).data)
+class AssessmentList(CourseListView):
+    serializer_class = s.AssessmentSerializer
+    model = Assessment
+    ordering_fields = ["due_at", "title"]
+
+    def rows(self, course):
+        return assessments_visible(user=self.request.user, course=course)
 
 
 class AssessmentDetail(CourseScoped, APIView):
@@ -436,12 +460,17 @@ class StudentProgress(CourseScoped, APIView):
 # --- Resources and recommendations ----------------------------------------------------------------
 
 
-class ResourceList(CourseScoped, APIView):
-    @extend_schema(responses=s.ResourceSerializer(many=True))
-    def get(self, request, slug):
-        course = self.require_staff()
-        rows = resources_visible(user=request.user, course=course).prefetch_related("skill_links")
-        return ApiResponse(s.ResourceSerializer(rows, many=True).data)
+class ResourceList(CourseListView):
+    serializer_class = s.ResourceSerializer
+    model = Resource
+    filterset_fields = ["kind", "is_active", "language"]
+    ordering_fields = ["title", "difficulty", "minutes"]
+
+    def rows(self, course):
+        self.require_staff()
+        return resources_visible(user=self.request.user, course=course).prefetch_related(
+            "skill_links"
+        )
 
     @extend_schema(request=s.ResourceWriteSerializer, responses={201: s.ResourceSerializer})
     def post(self, request, slug):
@@ -500,13 +529,22 @@ class ResourceDetail(CourseScoped, APIView):
         return ApiResponse(status=204)
 
 
-class RecommendationList(CourseScoped, APIView):
-    @extend_schema(
-        responses=s.RecommendationSerializer(many=True),
-        parameters=[OpenApiParameter("student", OpenApiTypes.STR, description="staff only")],
-    )
-    def get(self, request, slug):
-        course = self.get_course()
+@extend_schema(
+    parameters=[
+        OpenApiParameter(
+            "student", OpenApiTypes.STR, description="staff: whose suggestions (a username)"
+        )
+    ]
+)
+class RecommendationList(CourseListView):
+    """The current suggestions of a student: a student's own, or (staff) ``?student=``."""
+
+    serializer_class = s.RecommendationSerializer
+    model = Recommendation
+    ordering_fields = ["rank"]
+
+    def rows(self, course):
+        request = self.request
         username = request.query_params.get("student")
         if username and username != request.user.get_username():
             self.require_staff()
@@ -519,10 +557,9 @@ class RecommendationList(CourseScoped, APIView):
             student = request.user
         else:
             raise ValidationFailed("staff must name a ?student=", field="student")
-        rows = Recommendation.objects.filter(
+        return Recommendation.objects.filter(
             course=course, student=student, is_current=True
         ).order_by("rank")
-        return ApiResponse(s.RecommendationSerializer(rows, many=True).data)
 
 
 class RecommendationFeedback(CourseScoped, APIView):
@@ -543,12 +580,15 @@ class RecommendationFeedback(CourseScoped, APIView):
 # --- Models and training runs -------------------------------------------------------------------
 
 
-class TrainingRunList(CourseScoped, APIView):
-    @extend_schema(responses=s.TrainingRunSerializer(many=True))
-    def get(self, request, slug):
-        course = self.require_staff()
-        rows = TrainingRun.objects.filter(course=course).order_by("-created_at", "-pk")[:100]
-        return ApiResponse(s.TrainingRunSerializer(rows, many=True).data)
+class TrainingRunList(CourseListView):
+    serializer_class = s.TrainingRunSerializer
+    model = TrainingRun
+    filterset_fields = ["kind", "status"]
+    ordering_fields = ["created_at"]
+
+    def rows(self, course):
+        self.require_staff()
+        return TrainingRun.objects.filter(course=course).order_by("-created_at", "-pk")
 
     @extend_schema(
         request=s.TrainingRequestSerializer,
@@ -577,12 +617,15 @@ class TrainingRunDetail(CourseScoped, APIView):
         return ApiResponse(s.TrainingRunSerializer(run).data)
 
 
-class ModelVersionList(CourseScoped, APIView):
-    @extend_schema(responses=s.ModelVersionSerializer(many=True))
-    def get(self, request, slug):
-        course = self.require_staff()
-        rows = ModelVersion.objects.filter(course=course).order_by("kind", "-version")[:200]
-        return ApiResponse(s.ModelVersionSerializer(rows, many=True).data)
+class ModelVersionList(CourseListView):
+    serializer_class = s.ModelVersionSerializer
+    model = ModelVersion
+    filterset_fields = ["kind", "status"]
+    ordering_fields = ["version", "created_at"]
+
+    def rows(self, course):
+        self.require_staff()
+        return ModelVersion.objects.filter(course=course).order_by("kind", "-version")
 
 
 class ModelVersionActivate(CourseScoped, APIView):
@@ -621,3 +664,44 @@ class ModelRollback(CourseScoped, APIView):
             kind=kind, scope_key=course_scope_key(course), actor=request.user
         )
         return ApiResponse(s.ModelVersionSerializer(version).data)
+
+
+# --- Webhooks -------------------------------------------------------------------------------------
+
+
+class WebhookList(CourseListView):
+    """A course's webhook subscriptions (staff)."""
+
+    serializer_class = s.WebhookSerializer
+    model = WebhookSubscription
+    ordering_fields = ["created_at"]
+
+    def rows(self, course):
+        self.require_staff()
+        return WebhookSubscription.objects.filter(course=course).order_by("pk")
+
+    @extend_schema(request=s.WebhookCreateSerializer, responses={201: s.WebhookCreatedSerializer})
+    def post(self, request, slug):
+        from edu_dl.services.webhooks import webhook_subscribe
+
+        course = self.require_staff()
+        data = _validated(s.WebhookCreateSerializer, request)
+        subscription, secret = webhook_subscribe(
+            course=course, actor=request.user, url=data["url"], events=data["events"]
+        )
+        body = s.WebhookSerializer(subscription).data
+        return ApiResponse({**body, "secret": secret}, status=201)
+
+
+class WebhookDetail(CourseScoped, APIView):
+    @extend_schema(responses={204: None})
+    def delete(self, request, slug, webhook_id):
+        """Stops the subscription (its delivery log is kept)."""
+        from edu_dl.services.webhooks import webhook_unsubscribe
+
+        course = self.require_staff()
+        subscription = WebhookSubscription.objects.filter(course=course, pk=webhook_id).first()
+        if subscription is None:
+            raise NotFound(f"no webhook {webhook_id} in this course")
+        webhook_unsubscribe(subscription=subscription, actor=request.user)
+        return ApiResponse(status=204)

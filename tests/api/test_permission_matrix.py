@@ -14,7 +14,7 @@ from django.apps import apps
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from rest_framework.test import APIClient
 
-from edu_dl.models import Recommendation, Response
+from edu_dl.models import Recommendation, Response, WebhookSubscription
 from tests.factories import (
     AssessmentFactory,
     ItemFactory,
@@ -117,6 +117,14 @@ POLICY: dict[str, dict[str, tuple[Any, dict[str, int]]]] = {
     "model_activate": {"post": (None, staff(409))},
     # Nothing active yet to roll back from.
     "model_rollback": {"post": ({"kind": "kt"}, staff(404))},
+    "webhook_list": {
+        "get": (None, staff(200)),
+        "post": (
+            {"url": "https://lms.example.org/hooks", "events": ["grade.released"]},
+            staff(201),
+        ),
+    },
+    "webhook_detail": {"delete": (None, staff(204))},
     # xAPI: everyone signed in may list (each sees only what they may); a statement about
     # alice's answer may be sent by alice or her course's staff; PUT needs ?statementId=.
     "statements": {
@@ -204,6 +212,9 @@ def world(monkeypatch):
     )
     run = TrainingRunFactory(course=course)
     version = ModelVersionFactory(course=course, status="candidate", training_run=run)
+    webhook = WebhookSubscription.objects.create(
+        course=course, url="https://lms.example.org/old", events=["grade.released"], secret="s"
+    )
     values = {
         "slug": course.slug,
         "skill_id": data["optics"].pk,
@@ -217,6 +228,7 @@ def world(monkeypatch):
         "recommendation_id": recommendation.pk,
         "run_id": run.pk,
         "version_id": version.pk,
+        "webhook_id": webhook.pk,
     }
     return {"people": people, "values": values}
 
