@@ -326,3 +326,36 @@ class WebhookCreateSerializer(StrictSerializer):
     events = serializers.ListField(
         child=serializers.ChoiceField(choices=["grade.released", "training.finished"])
     )
+
+
+class ItemCreateSerializer(StrictSerializer):
+    kind = serializers.ChoiceField(choices=Item.Kind.choices)
+    title = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+    prompt = serializers.CharField(required=False, allow_blank=True, default="")
+    options = serializers.ListField(child=serializers.DictField(), required=False, default=list)
+    answer_key = serializers.JSONField(required=False, default=None)
+    reference_answer = serializers.CharField(required=False, allow_blank=True, default="")
+    numeric_tolerance = serializers.FloatField(required=False, allow_null=True, default=None)
+    tolerance_mode = serializers.ChoiceField(
+        choices=Item.ToleranceMode.choices, required=False, default="absolute"
+    )
+    multiple_choice_credit = serializers.ChoiceField(
+        choices=Item.MultipleChoiceCredit.choices, required=False, default="all_or_nothing"
+    )
+    text_match = serializers.ChoiceField(
+        choices=Item.TextMatch.choices, required=False, default="normalized"
+    )
+    min_score = serializers.FloatField(required=False, default=0.0)
+    max_score = serializers.FloatField(required=False, default=1.0)
+    skills = serializers.ListField(child=serializers.IntegerField(), required=False, default=list)
+    external_id = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class AssessmentCreateSerializer(StrictSerializer):
+    title = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    items = serializers.ListField(child=serializers.IntegerField(), required=False, default=list)
+    opens_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    due_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    hold_grades_until_due = serializers.BooleanField(required=False, default=False)
+    is_published = serializers.BooleanField(required=False, default=True)

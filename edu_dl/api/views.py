@@ -105,6 +105,15 @@ class CourseListView(CourseScoped, generics.ListAPIView):
         return self.rows(self.get_course())
 
 
+def _course_rows(manager, ids: list[int], *, field: str) -> list:
+    """The course's rows with these ids, in the order given; an unknown id is refused."""
+    rows = {row.pk: row for row in manager.filter(pk__in=ids)}
+    missing = [pk for pk in ids if pk not in rows]
+    if missing:
+        raise ValidationFailed(f"no {field[:-1]} {missing[0]} in this course", field=field)
+    return [rows[pk] for pk in ids]
+
+
 def _validated(serializer_class, request: Request, **kwargs):
     serializer = serializer_class(data=request.data, **kwargs)
     serializer.is_valid(raise_exception=True)
@@ -207,6 +216,16 @@ class ItemList(CourseListView):
         self.require_staff()
         return items_visible(user=self.request.user, course=course)
 
+    @extend_schema(request=s.ItemCreateSerializer, responses={201: s.ItemSerializer})
+    def post(self, request, slug):
+        from edu_dl.services.courses import item_create
+
+        course = self.require_staff()
+        data = _validated(s.ItemCreateSerializer, request)
+        data["skills"] = _course_rows(course.skills, data["skills"], field="skills")
+        item = item_create(course=course, **data)
+        return ApiResponse(s.ItemSerializer(item).data, status=201)
+
 
 class AssessmentList(CourseListView):
     serializer_class = s.AssessmentSerializer
@@ -215,6 +234,16 @@ class AssessmentList(CourseListView):
 
     def rows(self, course):
         return assessments_visible(user=self.request.user, course=course)
+
+    @extend_schema(request=s.AssessmentCreateSerializer, responses={201: s.AssessmentSerializer})
+    def post(self, request, slug):
+        from edu_dl.services.courses import assessment_create
+
+        course = self.require_staff()
+        data = _validated(s.AssessmentCreateSerializer, request)
+        data["items"] = _course_rows(course.items, data["items"], field="items")
+        assessment = assessment_create(course=course, **data)
+        return ApiResponse(s.AssessmentSerializer(assessment).data, status=201)
 
 
 class AssessmentDetail(CourseScoped, APIView):

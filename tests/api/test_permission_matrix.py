@@ -72,8 +72,14 @@ POLICY: dict[str, dict[str, tuple[Any, dict[str, int]]]] = {
     },
     "skill_list": {"get": (None, staff(200)), "post": ({"name": "Refraction"}, staff(201))},
     "skill_prerequisites": {"post": ({"prerequisite": "{lenses}"}, staff(201))},
-    "item_list": {"get": (None, staff(200))},
-    "assessment_list": {"get": (None, {**MEMBERS, **OUTSIDERS})},
+    "item_list": {
+        "get": (None, staff(200)),
+        "post": ({"kind": "numeric", "prompt": "2 + 2?", "answer_key": 4}, staff(201)),
+    },
+    "assessment_list": {
+        "get": (None, {**MEMBERS, **OUTSIDERS}),
+        "post": ({"title": "Quiz 2", "items": ["{open_choice}"]}, staff(201)),
+    },
     "assessment_detail": {"get": (None, {**MEMBERS, **OUTSIDERS})},
     "submission_create": {
         "post": (
