@@ -617,13 +617,18 @@ def run(arguments: argparse.Namespace, *, real_send_task) -> None:
         finally:
             worker.stop()
         counts = outcome(round_ids)
+        clock_text = (
+            "API POST -> status URL graded or needs-review"
+            if arguments.api
+            else "commit -> no longer pending"
+        )
         print(
             f"\nwarm worker ({arguments.concurrency} process(es), {arguments.threads} torch "
             f"thread(s), broker {broker_shown()}): started in {started_in:.1f} s, first answer "
             f"(cold) {cold * 1000:.0f} ms"
         )
         print(
-            f"  commit -> no longer pending, {len(latencies)} rounds: {seconds_text(latencies)}"
+            f"  {clock_text}, {len(latencies)} rounds: {seconds_text(latencies)}"
             f"   mean {statistics.mean(latencies) * 1000:.1f} ms; {counts['released']} released, "
             f"{counts['review']} sent to review"
         )

@@ -3,7 +3,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from edu_dl.api import schema, views  # noqa: F401  (schema registers the OAuth scheme)
+from edu_dl.api import roster, schema, views  # noqa: F401  (schema registers the OAuth scheme)
 
 app_name = "edu_dl_api"
 
@@ -88,6 +88,7 @@ urlpatterns = [
         name="model_activate",
     ),
     path(course + "models/rollback/", views.ModelRollback.as_view(), name="model_rollback"),
+    path(course + "roster/", roster.RosterImport.as_view(), name="roster_import"),
     path(course + "webhooks/", views.WebhookList.as_view(), name="webhook_list"),
     path(
         course + "webhooks/<int:webhook_id>/",

@@ -123,6 +123,17 @@ POLICY: dict[str, dict[str, tuple[Any, dict[str, int]]]] = {
     "model_activate": {"post": (None, staff(409))},
     # Nothing active yet to roll back from.
     "model_rollback": {"post": ({"kind": "kt"}, staff(404))},
+    "roster_import": {
+        "post": (
+            {
+                "users": "sourcedId,status,enabledUser,username,givenName,familyName,email\n"
+                "u-1,,true,rostered,Rosa,Stern,rosa@school.example\n",
+                "enrollments": "sourcedId,status,classSourcedId,userSourcedId,role\n"
+                "e-1,,period-1,u-1,student\n",
+            },
+            staff(201),
+        )
+    },
     "webhook_list": {
         "get": (None, staff(200)),
         "post": (
