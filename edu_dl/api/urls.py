@@ -59,6 +59,7 @@ urlpatterns = [
         views.StudentProgress.as_view(),
         name="student_progress",
     ),
+    path(course + "mastery/", views.CourseMastery.as_view(), name="course_mastery"),
     path(course + "resources/", views.ResourceList.as_view(), name="resource_list"),
     path(
         course + "resources/<int:resource_id>/",

@@ -486,6 +486,18 @@ class StudentProgress(CourseScoped, APIView):
         return ApiResponse(json.loads(json.dumps(asdict(progress), default=str)))
 
 
+class CourseMastery(CourseScoped, APIView):
+    """The class mastery matrix (students x skills, current estimates): staff only."""
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request, slug):
+        from edu_dl.selectors.progress import course_mastery_matrix
+
+        course = self.require_staff()
+        matrix = course_mastery_matrix(viewer=request.user, course=course)
+        return ApiResponse(json.loads(json.dumps(matrix.as_dict(), default=str)))
+
+
 # --- Resources and recommendations ----------------------------------------------------------------
 
 

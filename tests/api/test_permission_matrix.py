@@ -97,6 +97,7 @@ POLICY: dict[str, dict[str, tuple[Any, dict[str, int]]]] = {
     "student_progress": {
         "get": (None, {"self": 200, "peer": 404, "teacher": 200, "admin": 200, **OUTSIDERS})
     },
+    "course_mastery": {"get": (None, staff(200))},
     "resource_list": {
         "get": (None, staff(200)),
         "post": ({"title": "Prisms", "kind": "video"}, staff(201)),
