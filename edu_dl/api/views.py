@@ -9,10 +9,10 @@ courses never reaches the others.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -23,7 +23,7 @@ from rest_framework.response import Response as ApiResponse
 from rest_framework.views import APIView
 
 from edu_dl.api import serializers as s
-from edu_dl.api.permissions import check_client_course
+from edu_dl.api.permissions import check_client_course, client_course_ids
 from edu_dl.models import (
     Assessment,
     Course,
@@ -95,9 +95,8 @@ class CourseListView(CourseScoped, generics.ListAPIView):
     """A paginated, orderable list of one course's rows; ``rows()`` applies the access rule."""
 
     model: Any = None
-
-    def rows(self, course: Course):
-        raise NotImplementedError
+    # Each list names ``rows(course) -> QuerySet``: the course's rows the requester may see.
+    rows: Callable[[Course], Any]
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
@@ -131,8 +130,6 @@ class CourseList(generics.ListAPIView):
         if getattr(self, "swagger_fake_view", False):
             return Course.objects.none()
         courses = courses_for_user(user=self.request.user)
-        from edu_dl.api.permissions import client_course_ids
-
         allowed = client_course_ids(self.request)
         return courses if allowed is None else courses.filter(pk__in=allowed)
 
@@ -474,8 +471,6 @@ class InteractionBulk(CourseScoped, APIView):
 class StudentProgress(CourseScoped, APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, slug, username):
-        from dataclasses import asdict
-
         from edu_dl.selectors.progress import student_progress
 
         course = self.get_course()
@@ -483,7 +478,7 @@ class StudentProgress(CourseScoped, APIView):
         if student is None:
             raise NotFound("No such student.")
         progress = student_progress(viewer=request.user, student=student, course=course)
-        return ApiResponse(json.loads(json.dumps(asdict(progress), default=str)))
+        return ApiResponse(progress.as_dict())
 
 
 class CourseMastery(CourseScoped, APIView):
@@ -495,7 +490,7 @@ class CourseMastery(CourseScoped, APIView):
 
         course = self.require_staff()
         matrix = course_mastery_matrix(viewer=request.user, course=course)
-        return ApiResponse(json.loads(json.dumps(matrix.as_dict(), default=str)))
+        return ApiResponse(matrix.as_dict())
 
 
 # --- Resources and recommendations ----------------------------------------------------------------
@@ -678,8 +673,7 @@ class ModelVersionActivate(CourseScoped, APIView):
         version = ModelVersion.objects.filter(course=course, pk=version_id).first()
         if version is None:
             raise NotFound(f"no model version {version_id} in this course")
-        with transaction.atomic():
-            version = model_version_activate(version=version, actor=request.user)
+        version = model_version_activate(version=version, actor=request.user)
         return ApiResponse(s.ModelVersionSerializer(version).data)
 
 

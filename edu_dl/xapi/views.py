@@ -123,15 +123,6 @@ class XapiView(APIView):
                 field=VERSION_HEADER,
             )
 
-    def get_authenticate_header(self, request: Request) -> str | None:
-        # DRF asks only the first authenticator, the session one, which has no challenge, and
-        # so answers anonymous requests 403; the first challenge of any of them makes it 401.
-        for authenticator in self.get_authenticators():
-            header = authenticator.authenticate_header(request)
-            if header:
-                return header
-        return None
-
     def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
         response = super().finalize_response(request, response, *args, **kwargs)
         response[VERSION_HEADER] = XAPI_VERSION

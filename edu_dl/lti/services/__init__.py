@@ -8,6 +8,7 @@ from edu_dl.lti.services.grades import (
     lti_grade_passback,
     lti_grade_passback_sweep,
     lti_grade_released,
+    lti_grades_released,
 )
 from edu_dl.lti.services.keys import tool_key_generate, tool_keys_retire
 from edu_dl.lti.services.launches import LaunchOutcome, lti_launch_accept, lti_role_of
@@ -25,6 +26,7 @@ __all__ = [
     "lti_grade_passback",
     "lti_grade_passback_sweep",
     "lti_grade_released",
+    "lti_grades_released",
     "lti_launch_accept",
     "lti_role_of",
     "lti_roster_sync",

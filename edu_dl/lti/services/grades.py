@@ -16,6 +16,7 @@ client-credentials grant whose assertion is signed by the tool's key.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -79,35 +80,41 @@ def submission_score(*, submission: Submission) -> SubmissionScore | None:
     return SubmissionScore(given=given, maximum=maximum, complete=complete)
 
 
-def lti_grade_released(*, response_id: int) -> None:
-    """The grade of a response was released: send its submission's score to the LMS gradebooks
-    after commit, when an LTI link with a gradebook column opens the assessment.
+def lti_grades_released(*, response_ids: Iterable[int]) -> None:
+    """Grades of these responses were released: send their submissions' scores to the LMS
+    gradebooks after commit, for assessments an LTI link with a gradebook column opens.
 
-    Call it inside the transaction that releases the grade; it writes nothing and never fails
-    the release (a broker that is down leaves the score for the sweep).
+    Two queries whatever the number of responses (a grading batch releases hundreds). Call it
+    inside the transaction that releases the grades; it writes nothing and never fails the
+    release (a broker that is down leaves the scores for the sweep).
     """
-    row = (
-        Response.objects.filter(pk=response_id)
-        .values_list("submission_id", "submission__assessment_id")
-        .first()
+    assessment_of = dict(
+        Response.objects.filter(pk__in=list(response_ids)).values_list(
+            "submission_id", "submission__assessment_id"
+        )
     )
-    if row is None:
+    if not assessment_of:
         return
-    submission_id, assessment_id = row
-    linked = (
+    linked = set(
         ResourceLink.objects.filter(
-            assessment_id=assessment_id, accepts_scores=True, platform__is_active=True
+            assessment_id__in=set(assessment_of.values()),
+            accepts_scores=True,
+            platform__is_active=True,
         )
         .exclude(lineitem_url="")
-        .exists()
+        .values_list("assessment_id", flat=True)
     )
-    if not linked:
-        return
+    for submission_id in sorted(s for s, a in assessment_of.items() if a in linked):
 
-    def send() -> None:
-        current_app.send_task(GRADE_PASSBACK_TASK_NAME, args=[submission_id])
+        def send(submission_id: int = submission_id) -> None:
+            current_app.send_task(GRADE_PASSBACK_TASK_NAME, args=[submission_id])
 
-    transaction.on_commit(send, robust=True)
+        transaction.on_commit(send, robust=True)
+
+
+def lti_grade_released(*, response_id: int) -> None:
+    """:func:`lti_grades_released` for one response."""
+    lti_grades_released(response_ids=[response_id])
 
 
 def _latest_submission_id(submission: Submission) -> int | None:
