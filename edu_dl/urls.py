@@ -1,8 +1,8 @@
-"""URLs of the edu_dl app: pages (and, later, the API)."""
+"""URLs of the edu_dl app's pages; each area of pages declares its own (see edu_dl.web)."""
 
 from django.urls import path
 
-from edu_dl.web import views
+from edu_dl.web import content, models_pages, overview, people, portal, review, views
 
 app_name = "edu_dl"
 
@@ -10,35 +10,10 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("courses/<slug:slug>/", views.course_detail, name="course_detail"),
-    path(
-        "courses/<slug:slug>/training/",
-        views.course_training_request,
-        name="course_training_request",
-    ),
-    path("courses/<slug:slug>/review/", views.review_queue, name="review_queue"),
-    path(
-        "courses/<slug:slug>/review/accept-shown/",
-        views.review_accept_many,
-        name="review_accept_many",
-    ),
-    path(
-        "courses/<slug:slug>/review/<int:response_id>/",
-        views.review_detail,
-        name="review_detail",
-    ),
-    path(
-        "courses/<slug:slug>/review/<int:response_id>/accept/",
-        views.review_accept,
-        name="review_accept",
-    ),
-    path(
-        "courses/<slug:slug>/review/<int:response_id>/override/",
-        views.review_override,
-        name="review_override",
-    ),
-    path(
-        "courses/<slug:slug>/submissions/<int:submission_id>/",
-        views.submission_detail,
-        name="submission_detail",
-    ),
+    *overview.urlpatterns,
+    *review.urlpatterns,
+    *people.urlpatterns,
+    *models_pages.urlpatterns,
+    *content.urlpatterns,
+    *portal.urlpatterns,
 ]

@@ -35,6 +35,8 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # htmx itself, served from the package (no CDN): {% htmx_script %} in base.html.
+    "django_htmx",
     "edu_dl",
     "edu_dl.lti",
     "edu_dl.xapi",
@@ -49,6 +51,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "edu_dl.api.middleware.ProblemResponsesMiddleware",
 ]

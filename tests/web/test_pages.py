@@ -54,6 +54,10 @@ def course_url(course: Course) -> str:
     return reverse("edu_dl:course_detail", kwargs={"slug": course.slug})
 
 
+def models_url(course: Course) -> str:
+    return reverse("edu_dl:models_page", kwargs={"slug": course.slug})
+
+
 def training_url(course: Course) -> str:
     return reverse("edu_dl:course_training_request", kwargs={"slug": course.slug})
 
@@ -356,7 +360,7 @@ def test_course_staff_can_ask_for_training(client, school, settings, person):
     # When they press "Retrain now"
     response = client.post(training_url(algebra), follow=True)
     # Then one queued knowledge-tracing run for the course exists, asked for by them,
-    # and they are back on the course page with a message
+    # and they are back on the models page with a message
     run = TrainingRun.objects.get()
     assert (run.kind, run.scope_key, run.status, run.requested_by) == (
         "kt",
@@ -364,7 +368,7 @@ def test_course_staff_can_ask_for_training(client, school, settings, person):
         "queued",
         school[person],
     )
-    assert response.redirect_chain == [(course_url(algebra), 302)]
+    assert response.redirect_chain == [(models_url(algebra), 302)]
     assert [str(message) for message in response.context["messages"]] == [
         f"Training run #{run.pk} requested (status: Queued)."
     ]
@@ -379,7 +383,7 @@ def test_a_refused_training_request_shows_why_and_creates_nothing(client, school
     response = client.post(training_url(algebra), follow=True)
     # Then no run exists and the page says why
     assert TrainingRun.objects.count() == 0
-    assert response.redirect_chain == [(course_url(algebra), 302)]
+    assert response.redirect_chain == [(models_url(algebra), 302)]
     assert [str(message) for message in response.context["messages"]] == [
         "Training was not started: course 'algebra' has 0 interactions; knowledge tracing "
         "needs at least 50 to train"
