@@ -23,6 +23,7 @@ from django.utils.translation import gettext_lazy as _
 from edu_dl.models import (
     ApiClient,
     Assessment,
+    AssessmentDraft,
     AssessmentItem,
     AuditEvent,
     Course,
@@ -219,6 +220,16 @@ class ResponseInline(ReadOnlyAdminMixin, admin.TabularInline):
 
     def get_queryset(self, request: HttpRequest):
         return super().get_queryset(request).select_related("item")
+
+
+@admin.register(AssessmentDraft)
+class AssessmentDraftAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Answers a student saved without handing them in: looked at, never edited by staff."""
+
+    list_display = ("id", "student", "assessment", "updated_at")
+    raw_id_fields = ("student", "assessment")
+    list_select_related = ("student", "assessment")
+    search_fields = ("=student__username",)
 
 
 @admin.register(Submission)

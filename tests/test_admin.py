@@ -16,6 +16,7 @@ from oauth2_provider.models import Application
 from edu_dl.models import (
     ApiClient,
     Assessment,
+    AssessmentDraft,
     AssessmentItem,
     AuditEvent,
     Course,
@@ -93,6 +94,7 @@ def one_of_everything(db):
     item.skills.add(adding)
     assessment = Assessment.objects.create(course=course, title="Quiz")
     AssessmentItem.objects.create(assessment=assessment, item=item, position=1)
+    AssessmentDraft.objects.create(student=student, assessment=assessment, answers={})
     resource = Resource.objects.create(course=course, title="Adding video")
     ResourceSkill.objects.create(resource=resource, skill=adding)
     submission = Submission.objects.create(

@@ -11,11 +11,12 @@ from edu_dl.models.learning import (
     ResourceInteraction,
 )
 from edu_dl.models.mlops import AuditEvent, ModelKind, ModelVersion, ScopeType, TrainingRun
-from edu_dl.models.work import Response, ResponseGrade, Submission
+from edu_dl.models.work import AssessmentDraft, Response, ResponseGrade, Submission
 
 __all__ = [
     "ApiClient",
     "Assessment",
+    "AssessmentDraft",
     "AssessmentItem",
     "AuditEvent",
     "Course",

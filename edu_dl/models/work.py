@@ -171,3 +171,31 @@ class ResponseGrade(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()}: {self.score:g} for response {self.response_id}"
+
+
+class AssessmentDraft(models.Model):
+    """A student's answers to an assessment, saved without handing them in.
+
+    One per student and assessment: saving again replaces the answers, handing in deletes it.
+    ``answers`` maps item ids (as text: JSON keys are strings) to answers already validated by
+    :func:`edu_dl.services.drafts.draft_save`; unanswered items are left out.
+    """
+
+    student = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="edu_assessment_drafts"
+    )
+    assessment = models.ForeignKey(Assessment, on_delete=models.CASCADE, related_name="drafts")
+    answers = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["student", "assessment"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["student", "assessment"], name="assessment_draft_once_per_student"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Draft of {self.student} for {self.assessment}"
