@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 
 from edu_dl.models import Course, Item, Response, ResponseGrade
 from edu_dl.selectors.access import UserLike, course_is_staff
@@ -32,6 +32,38 @@ class ItemReviewCount:
     item_id: int
     item_label: str
     waiting: int
+
+
+@dataclass(frozen=True)
+class ReviewProgress:
+    """What waits for the course's teachers, and how much grading the models took off their hands.
+
+    ``waiting``: the course's responses that wait for review; ``item_waiting``: those of the item
+    the queue is filtered by (None without a filter). ``model_released``: the course's released
+    responses that a model graded and released on its own, no teacher involved;
+    ``model_graded_released``: the course's released responses that a model graded at some
+    point (released by it, or sent to review and then accepted or overridden by a teacher).
+    """
+
+    waiting: int
+    item_waiting: int | None
+    model_released: int
+    model_graded_released: int
+
+    @property
+    def model_share(self) -> float | None:
+        """``model_released`` out of ``model_graded_released`` (None when there are none)."""
+        if not self.model_graded_released:
+            return None
+        return self.model_released / self.model_graded_released
+
+
+@dataclass(frozen=True)
+class ReviewNeighbours:
+    """The responses before and after one in the queue's order (None at either end)."""
+
+    previous_id: int | None
+    next_id: int | None
 
 
 @dataclass(frozen=True)
@@ -126,6 +158,90 @@ def review_queue_counts(*, user: UserLike, course: Course) -> list[ItemReviewCou
         ItemReviewCount(item_id=item.pk, item_label=str(item), waiting=item.waiting)
         for item in items
     ]
+
+
+def review_progress(*, user: UserLike, course: Course, item: Item | None = None) -> ReviewProgress:
+    """How many of the course's responses wait for review (and of ``item``, when given), and
+    how many of its released responses a model graded, alone or with a teacher's review, in
+    one query whatever the size of the course (see :class:`ReviewProgress`).
+
+    Course staff only: anyone else gets zeros, as if nothing had been graded.
+    """
+    if not course_is_staff(user=user, course=course):
+        return ReviewProgress(
+            waiting=0,
+            item_waiting=0 if item is not None else None,
+            model_released=0,
+            model_graded_released=0,
+        )
+    # A response "went through a model" when a model grade is in its history: the grade
+    # fields hold the latest grade only, a teacher's once one reviewed it.
+    model_graded = Exists(
+        ResponseGrade.objects.filter(
+            response=OuterRef("pk"), grade_source=Response.GradeSource.MODEL
+        )
+    )
+    waiting = Q(status=Response.Status.NEEDS_REVIEW)
+    released = Q(released=True)
+    aggregates = {
+        "waiting": Count("pk", filter=waiting),
+        "model_released": Count("pk", filter=released & Q(grade_source=Response.GradeSource.MODEL)),
+        "model_graded_released": Count(
+            "pk",
+            filter=released & (Q(model_graded=True) | Q(grade_source=Response.GradeSource.MODEL)),
+        ),
+    }
+    if item is not None:
+        aggregates["item_waiting"] = Count("pk", filter=waiting & Q(item_id=item.pk))
+    counts = (
+        Response.objects.filter(item__course=course)
+        .annotate(model_graded=model_graded)
+        .aggregate(**aggregates)
+    )
+    return ReviewProgress(
+        waiting=counts["waiting"],
+        item_waiting=counts.get("item_waiting"),
+        model_released=counts["model_released"],
+        model_graded_released=counts["model_graded_released"],
+    )
+
+
+def review_neighbours(
+    *, user: UserLike, course: Course, response: Response, item: Item | None = None
+) -> ReviewNeighbours:
+    """The waiting responses just before and just after ``response`` in the queue's order (of
+    ``item`` only, when given), in two queries: what the review page's "previous" and "next"
+    links (and keys) lead to. ``response`` need not wait any more (it was just graded): its
+    place in the order is kept by its priority, creation time and id.
+
+    Course staff only: anyone else gets no neighbours.
+    """
+    if not course_is_staff(user=user, course=course):
+        return ReviewNeighbours(previous_id=None, next_id=None)
+    queue = review_queue(user=user, course=course, item=item).exclude(pk=response.pk)
+    priority, created_at = response.review_priority, response.created_at
+    # Same priority: the older (then the lower id) comes first.
+    later_same = Q(created_at__gt=created_at) | Q(created_at=created_at, pk__gt=response.pk)
+    earlier_same = Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=response.pk)
+    if priority is None:
+        # Without a priority it is among the last: after it only others without one.
+        after = Q(review_priority__isnull=True) & later_same
+        before = Q(review_priority__isnull=False) | (Q(review_priority__isnull=True) & earlier_same)
+    else:
+        after = (
+            Q(review_priority__lt=priority)
+            | Q(review_priority__isnull=True)
+            | (Q(review_priority=priority) & later_same)
+        )
+        before = Q(review_priority__gt=priority) | (Q(review_priority=priority) & earlier_same)
+    following = queue.filter(after).values_list("pk", flat=True).first()
+    preceding = (
+        queue.filter(before)
+        .order_by(F("review_priority").asc(nulls_first=True), "-created_at", "-pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    return ReviewNeighbours(previous_id=preceding, next_id=following)
 
 
 def review_next(*, user: UserLike, course: Course, item: Item | None = None) -> Response | None:

@@ -13,6 +13,9 @@ The flow of both, in one transaction::
        are its training data)
     ─► grade.released webhooks of the course (again on every later override)
 
+Many at once, each written as one accept: :func:`responses_accept_many` (the ids a page showed)
+and :func:`responses_accept_above` (every waiting suggestion of a course at or above a confidence).
+
 A refused call writes nothing: the actor is not staff of the course (:class:`PermissionDenied`),
 there is no suggestion to accept (:class:`Conflict`), the score is not a finite number on the
 item's scale (:class:`ValidationFailed`).
@@ -351,6 +354,15 @@ def responses_accept_many(
     for response in locked:
         _check_staff(actor=actor, response=response)
 
+    return _accept_locked(locked, actor=actor, feedback=feedback)
+
+
+def _accept_locked(
+    locked: list[Response], *, actor: AbstractBaseUser, feedback: str
+) -> AcceptManyResult:
+    """Accept the suggestion of each of the ``locked`` responses (checked: the actor is staff of
+    their courses, the feedback is valid) that still has one; the others are skipped with the
+    reason. One mastery update is sent per student and one retraining check per item."""
     now = timezone.now()
     accepted: list[Response] = []
     skipped: dict[int, str] = {}
@@ -384,3 +396,60 @@ def responses_accept_many(
     for item in items.values():
         _grader_retrain_after_commit(item=item, actor=actor)
     return AcceptManyResult(accepted=accepted, skipped=skipped)
+
+
+@transaction.atomic
+def responses_accept_above(
+    *,
+    course: Course,
+    actor: AbstractBaseUser,
+    min_confidence: float,
+    item: Item | None = None,
+    feedback: str = "",
+) -> AcceptManyResult:
+    """Accept the model's suggestion for every response of ``course`` (of ``item`` only, when
+    given) that waits for review with a suggestion whose confidence is at least
+    ``min_confidence`` (a share from 0 to 1), as :func:`response_accept` does for one: one
+    history row and one audit record per response.
+
+    The responses are chosen and locked in the same query, so one that another teacher reviews
+    meanwhile is either accepted here or left to that teacher, never graded twice. Refused,
+    with nothing written: a ``min_confidence`` that is not a number from 0 to 1
+    (:class:`ValidationFailed`), an ``item`` of another course (:class:`ValidationFailed`), an
+    actor who is not staff of the course (:class:`PermissionDenied`).
+    """
+    if (
+        isinstance(min_confidence, bool)
+        or not isinstance(min_confidence, numbers.Real)
+        or not math.isfinite(float(min_confidence))
+        or not 0 <= float(min_confidence) <= 1
+    ):
+        raise ValidationFailed(
+            f"the confidence must be a share from 0 to 1 (0% to 100%), not {min_confidence!r}",
+            field="min_confidence",
+        )
+    if item is not None and item.course_id != course.pk:
+        raise ValidationFailed(
+            f"item {str(item)!r} is not an item of {course.slug!r}", field="item"
+        )
+    if not course_is_staff(user=actor, course=course):
+        raise PermissionDenied(
+            f"{actor.get_username()!r} is not a teacher or assistant of {course.slug!r} "
+            "and cannot grade its responses",
+            field="actor",
+        )
+    feedback = _checked_feedback(feedback)
+    responses = Response.objects.filter(
+        item__course=course,
+        status=Response.Status.NEEDS_REVIEW,
+        score__isnull=False,
+        confidence__gte=float(min_confidence),
+    )
+    if item is not None:
+        responses = responses.filter(item=item)
+    locked = list(
+        responses.select_for_update(of=("self",))
+        .select_related("item__course", "submission")
+        .order_by("pk")
+    )
+    return _accept_locked(locked, actor=actor, feedback=feedback)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -33,7 +34,10 @@ class ReviewOverrideForm(forms.Form):
     """A teacher's own score and feedback. The scale is checked by the service; the field only
     carries it to the browser (min, max) so that most mistakes are caught before posting."""
 
-    score = forms.FloatField(label=_("Score"))
+    # data-shortcut: the field that review.js focuses on the "o" and "s" keys.
+    score = forms.FloatField(
+        label=_("Score"), widget=forms.NumberInput(attrs={"data-shortcut": "score"})
+    )
     feedback = forms.CharField(
         label=_("Feedback to the student"),
         required=False,
@@ -83,3 +87,32 @@ class ReviewAcceptManyForm(forms.Form):
     """ "Accept all shown" on the queue page: the ids of the responses the page showed."""
 
     response_ids = ResponseIdsField()
+
+
+class ReviewAcceptAboveForm(forms.Form):
+    """ "Accept every suggestion with confidence of at least X%" on the queue page, for the
+    whole course or one of its items. People think of confidence in percent; the service takes
+    a share from 0 to 1 (:meth:`min_confidence_share`)."""
+
+    min_confidence = forms.DecimalField(
+        label=_("Confidence at least (%)"),
+        min_value=Decimal(0),
+        max_value=Decimal(100),
+        max_digits=5,
+        decimal_places=2,
+        help_text=_("A percentage from 0 to 100."),
+        widget=forms.NumberInput(attrs={"step": "any", "inputmode": "decimal"}),
+    )
+    item = ItemChoiceField(
+        queryset=Item.objects.none(), required=False, empty_label=_("All items"), label=_("Item")
+    )
+
+    def __init__(self, *args: Any, items: QuerySet[Item], **kwargs: Any):
+        kwargs.setdefault("auto_id", "accept-above-%s")
+        super().__init__(*args, **kwargs)
+        self.fields["item"].queryset = items
+
+    def min_confidence_share(self) -> float:
+        """The threshold as a share from 0 to 1, rounded as the typed decimal is (80.3 gives
+        the float nearest 0.803, the one a stored 0.803 is), so that "at or above" holds."""
+        return float(self.cleaned_data["min_confidence"] / Decimal(100))

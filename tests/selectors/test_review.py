@@ -7,20 +7,24 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth.models import AnonymousUser
 
-from edu_dl.models import Response
+from edu_dl.models import Response, ResponseGrade
 from edu_dl.selectors.review import (
     ExplanationPhrase,
     ItemReviewCount,
+    ReviewNeighbours,
+    ReviewProgress,
     SimilarResponse,
     response_for_review,
+    review_neighbours,
     review_next,
+    review_progress,
     review_queue,
     review_queue_counts,
     review_queue_total,
 )
 from edu_dl.selectors.submissions import submission_get_for_viewer
 from edu_dl.services.errors import NotFound
-from edu_dl.services.review import response_override
+from edu_dl.services.review import response_accept, response_override
 from edu_dl.services.submissions import submission_create
 from tests.factories import EnrollmentFactory, UserFactory
 from tests.review_data import SUBMITTED, model_suggests, response_of, review_course
@@ -171,6 +175,97 @@ def test_the_next_response_comes_from_the_same_item_while_one_waits(data):
     assert review_next(user=teacher, course=course, item=data["why"]) == choice
     response_override(response=choice, actor=teacher, score=0)
     assert review_next(user=teacher, course=course, item=data["why"]) is None
+
+
+def model_releases(response: Response, *, score: float) -> Response:
+    """Grade ``response`` by the model and release it on its own (a confident grade)."""
+    Response.objects.filter(pk=response.pk).update(
+        status="graded", score=score, grade_source="model", confidence=0.95, released=True
+    )
+    ResponseGrade.objects.create(
+        response=response, score=score, grade_source="model", confidence=0.95, action="model"
+    )
+    return Response.objects.get(pk=response.pk)
+
+
+def test_the_progress_counts_what_waits_and_what_the_models_graded_on_their_own(data):
+    # given four answers released by the model alone, one accepted and one overridden by a
+    # teacher after the model, one overridden with no model grade before (rule-graded choice),
+    # two waiting (one to the choice item), and the other rule-graded choice answer
+    extra = more_answers(data, 6)
+    for response in extra[:4]:
+        model_releases(response, score=3)
+    teacher = data["teacher"]
+    response_accept(response=model_suggests(response_of(data, "alice"), score=3), actor=teacher)
+    response_override(
+        response=model_suggests(response_of(data, "bob"), score=1), actor=teacher, score=2
+    )
+    response_override(response=response_of(data, "alice", item="choice"), actor=teacher, score=0)
+    model_suggests(extra[4], score=2)
+    model_suggests(response_of(data, "bob", item="choice"), score=0)
+
+    # when
+    whole = review_progress(user=teacher, course=data["course"])
+    of_item = review_progress(user=teacher, course=data["course"], item=data["why"])
+
+    # then 4 of the 6 model-graded answers released were the models' alone
+    assert whole == ReviewProgress(
+        waiting=2, item_waiting=None, model_released=4, model_graded_released=6
+    )
+    assert of_item.item_waiting == 1
+    assert whole.model_share == 4 / 6
+
+
+def test_the_progress_takes_one_query_and_shows_nothing_to_others(data, django_assert_num_queries):
+    model_suggests(response_of(data, "alice"), score=3)
+    course = data["course"]
+    course_staff_known = review_progress(user=data["teacher"], course=course)  # caches the role
+
+    with django_assert_num_queries(1):
+        assert review_progress(user=data["teacher"], course=course, item=data["why"]).waiting == 1
+    assert course_staff_known.model_share is None
+    assert review_progress(user=data["alice"], course=course, item=data["why"]) == ReviewProgress(
+        waiting=0, item_waiting=0, model_released=0, model_graded_released=0
+    )
+
+
+def test_the_neighbours_follow_the_queue_order_and_the_item_filter(data):
+    # given in queue order: a (0.9), b (0.5, older), c (0.5, newer), d (no priority),
+    # e (no priority, newer), and the choice answer (0.7) between a and b
+    a, b, c, d, e = more_answers(data, 5)
+    model_suggests(created(a, 5), score=1, priority=0.9)
+    model_suggests(created(b, 1), score=1, priority=0.5)
+    model_suggests(created(c, 2), score=1, priority=0.5)
+    model_suggests(created(d, 0), score=1, priority=None)
+    model_suggests(created(e, 3), score=1, priority=None)
+    choice = model_suggests(response_of(data, "bob", item="choice"), score=0, priority=0.7)
+    teacher, course = data["teacher"], data["course"]
+
+    def around(response, item=None):
+        found = review_neighbours(user=teacher, course=course, response=response, item=item)
+        return (found.previous_id, found.next_id)
+
+    assert [r.pk for r in review_queue(user=teacher, course=course)] == [
+        a.pk,
+        choice.pk,
+        b.pk,
+        c.pk,
+        d.pk,
+        e.pk,
+    ]
+    assert around(a) == (None, choice.pk)
+    assert around(choice) == (a.pk, b.pk)
+    assert around(b) == (choice.pk, c.pk)
+    assert around(c) == (b.pk, d.pk)
+    assert around(d) == (c.pk, e.pk)
+    assert around(e) == (d.pk, None)
+    assert around(b, item=data["why"]) == (a.pk, c.pk)
+    # a response just graded keeps its place: its neighbours are still the ones around it
+    response_override(response=c, actor=teacher, score=1)
+    assert around(Response.objects.get(pk=c.pk)) == (b.pk, d.pk)
+    assert review_neighbours(user=data["alice"], course=course, response=b) == ReviewNeighbours(
+        previous_id=None, next_id=None
+    )
 
 
 # --- One response --------------------------------------------------------------------------------

@@ -135,14 +135,14 @@ def test_the_queue_lists_waiting_answers_by_priority_with_what_a_teacher_needs(c
     )
     # with the student, the item, the answer, the suggestion, the confidence and the reason
     assert (
-        "<td>Alice</td>\n        <td>Why blue</td>\n"
-        '        <td class="answer">Rayleigh scattering of sunlight.</td>\n'
-        "        <td>3 of 4</td>\n        <td>60%</td>\n        <td>low confidence</td>"
+        "<td>Alice</td>\n  <td>Why blue</td>\n"
+        '  <td class="answer">Rayleigh scattering of sunlight.</td>\n'
+        "  <td>3 of 4</td>\n  <td>60%</td>\n  <td>low confidence</td>"
     ) in content
     assert "<td>42%</td>" in content
     assert "<td>empty answer</td>" in content
     assert '<td class="answer">Green</td>' in content  # bob's choice "b", by its option text
-    assert "3 answers wait for a teacher" in content
+    assert '<p class="lead">3 answers wait for you.</p>' in content
 
 
 def test_the_queue_can_be_filtered_by_item_and_pages_keep_the_filter(client, data):
@@ -218,8 +218,9 @@ def test_the_course_page_links_the_review_queue_for_staff_only(client, data):
     client.force_login(data["alice"])
     for_student = client.get(course_url).content.decode()
 
-    assert f'<a href="{queue_url(data)}">Review queue (2)</a>' in for_staff
-    assert "Review queue" not in for_student
+    # (the wording of the overview's link is the overview's: tests/web/test_overview*.py)
+    assert f'<a href="{queue_url(data)}"' in for_staff
+    assert queue_url(data) not in for_student
 
 
 @pytest.mark.parametrize(("person", "status"), [("alice", 403), ("other_teacher", 404)])
@@ -573,3 +574,439 @@ def test_a_student_sees_their_choices_by_option_text_escaped_or_by_id_once_remov
     # then each answer shows the chosen options' texts, escaped, and the removed one by its id
     assert '<td class="answer">&lt;b&gt;Blue&lt;/b&gt;</td>' in content
     assert '<td class="answer">2 &amp; 3, c, &lt;i&gt;7&lt;/i&gt;</td>' in content
+
+
+# --- Grading from the queue (htmx), and without JavaScript --------------------------------------
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+def model_releases(response: Response, *, score: float, confidence: float = 0.95) -> Response:
+    """Grade ``response`` by the model and release it on its own, no teacher involved: what the
+    model grader writes for a confident, validated grade."""
+    Response.objects.filter(pk=response.pk).update(
+        status="graded", score=score, grade_source="model", confidence=confidence, released=True
+    )
+    ResponseGrade.objects.create(
+        response=response,
+        score=score,
+        grade_source="model",
+        confidence=confidence,
+        action="model",
+        released=True,
+    )
+    return Response.objects.get(pk=response.pk)
+
+
+def test_accepting_inline_with_htmx_answers_the_row_and_the_counts(client, data):
+    # given two answers in review
+    alice = model_suggests(response_of(data, "alice"), score=3, confidence=0.6, priority=0.9)
+    model_suggests(response_of(data, "bob"), score=1, priority=0.1)
+    audited = AuditEvent.objects.count()
+    client.force_login(data["teacher"])
+
+    # when the teacher accepts alice's from the queue, with htmx
+    page = client.post(accept_url(data, alice), {"back": "queue", "page": "1"}, **HTMX)
+
+    # then the answer is the row, done, and out of band what remains: no redirect
+    assert page.status_code == 200
+    assert page.templates[0].name == "edu_dl/review/row_answer.html"
+    content = page.content.decode()
+    assert content.startswith(
+        f'\n<tr id="review-row-{alice.pk}" class="review-row review-row-accepted"'
+    )
+    assert "<td>3 of 4</td>" in content
+    assert "Done: suggestion accepted and released" in content
+    assert f'action="{accept_url(data, alice)}"' not in content
+    assert (
+        '<div id="review-remaining" class="review-remaining" aria-live="polite" '
+        'hx-swap-oob="innerHTML">\n  <p class="lead">1 answer waits for you.</p>\n'
+        "  <p>The models graded 0 of the 1 model-graded answer released in this course on "
+        "their own (0%).</p>"
+    ) in content
+    assert '<section id="review-waiting-per-item" aria-labelledby="waiting-heading" ' in content
+    assert 'hx-swap-oob="true">' in content
+    # and the grade is the teacher's, released, in the history and the audit
+    alice.refresh_from_db()
+    assert (alice.status, alice.score, alice.grade_source, alice.released, alice.reviewed_by) == (
+        "graded",
+        3.0,
+        "teacher",
+        True,
+        data["teacher"],
+    )
+    assert list(alice.grades.order_by("pk").values_list("action", flat=True)) == [
+        "model",
+        "accept",
+    ]
+    assert AuditEvent.objects.count() == audited + 1
+    assert messages_of(client.get(queue_url(data))) == []  # no message left for a later page
+
+
+def test_accepting_inline_without_a_suggestion_answers_the_row_with_why(client, data):
+    response = model_suggests(response_of(data, "alice"), score=None, reason="empty answer")
+    unchanged = snapshot(response)
+    client.force_login(data["teacher"])
+
+    page = client.post(accept_url(data, response), {"back": "queue"}, **HTMX)
+
+    content = page.content.decode()
+    assert page.status_code == 200
+    assert 'class="review-row review-row-waiting"' in content
+    assert (
+        f'<p class="field-error" role="alert" id="review-error-{response.pk}-1">Not accepted: '
+        f"response {response.pk} has no suggested score to accept (empty answer); give it a "
+        "score with override</p>"
+    ) in content
+    assert snapshot(response) == unchanged
+
+
+def test_scoring_inline_with_htmx_saves_the_score(client, data):
+    response = model_suggests(response_of(data, "alice"), score=3)
+    client.force_login(data["assistant"])
+
+    page = client.post(override_url(data, response), {"score": "2.5", "back": "queue"}, **HTMX)
+
+    response.refresh_from_db()
+    assert page.status_code == 200
+    content = page.content.decode()
+    assert "<td>2.50 of 4</td>" in content
+    assert "Done: your score saved and released" in content
+    assert '<p class="lead">0 answers wait for you.</p>' in content
+    assert (response.score, response.grade_source, response.reviewed_by) == (
+        2.5,
+        "teacher",
+        data["assistant"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("score", "error"),
+    [
+        ("5", "score 5 is outside the scale of item &#x27;Why blue&#x27;: 0 to 4"),
+        ("three", "Enter a number."),
+        ("", "This field is required."),
+    ],
+)
+def test_a_refused_inline_score_answers_the_row_with_the_error_and_changes_nothing(
+    client, data, score, error
+):
+    response = model_suggests(response_of(data, "alice"), score=3)
+    unchanged = snapshot(response)
+    client.force_login(data["teacher"])
+
+    page = client.post(override_url(data, response), {"score": score, "back": "queue"}, **HTMX)
+
+    content = page.content.decode()
+    assert page.status_code == 200
+    assert (
+        f'<p class="field-error" role="alert" id="review-error-{response.pk}-1">{error}</p>'
+    ) in content
+    assert (
+        f'value="{score}" step="any" min="0" max="4" required class="review-score" '
+        f'data-shortcut="score" aria-invalid="true" '
+        f'aria-describedby="review-error-{response.pk}-1">'
+    ) in content
+    assert snapshot(response) == unchanged
+
+
+def test_without_javascript_grading_from_the_queue_goes_back_to_the_same_queue_page(client, data):
+    # given 27 answers to "Why blue" in review
+    waiting = list(answers_from(data, [f"student{n:02d}" for n in range(27)]).values())
+    for response in waiting:
+        model_suggests(response, score=2)
+    client.force_login(data["teacher"])
+    item = data["why"].pk
+
+    # when the teacher accepts one and scores another on page 2 of the item's queue
+    accepted = client.post(
+        accept_url(data, waiting[0]), {"back": "queue", "item": item, "page": "2"}
+    )
+    scored = client.post(
+        override_url(data, waiting[1]),
+        {"score": "1", "back": "queue", "item": item, "page": "2"},
+        follow=True,
+    )
+
+    # then both go back to that page with a message, not to the next answer's page
+    assert accepted["Location"] == queue_url(data, item=item, page=2)
+    assert scored.redirect_chain == [(queue_url(data, item=item, page=2), 302)]
+    assert messages_of(scored) == [
+        "Saved 2 of 4 for student00's answer to Why blue.",
+        "Saved 1 of 4 for student01's answer to Why blue.",
+    ]
+    assert (
+        Response.objects.filter(pk__in=[waiting[0].pk, waiting[1].pk], status="graded").count() == 2
+    )
+
+
+def test_the_queue_rows_carry_forms_that_work_with_and_without_htmx(client, data):
+    response = model_suggests(response_of(data, "alice"), score=3)
+    empty = model_suggests(response_of(data, "bob"), score=None, reason="empty answer")
+    client.force_login(data["teacher"])
+
+    content = client.get(queue_url(data, item=data["why"].pk)).content.decode()
+
+    accept = accept_url(data, response)
+    assert (
+        f'<form method="post" action="{accept}" hx-post="{accept}" '
+        f'hx-target="#review-row-{response.pk}" hx-swap="outerHTML"'
+    ) in content
+    assert (
+        '<button type="submit" data-shortcut="accept">Accept 3<span class="visually-hidden"> '
+        "for Alice's answer to Why blue</span></button>"
+    ) in content
+    assert (
+        f'<label for="review-score-{response.pk}">Score<span class="visually-hidden"> for '
+        "Alice's answer to Why blue, from 0 to 4</span></label>"
+    ) in content
+    assert f'hx-post="{override_url(data, empty)}"' in content
+    assert f'hx-post="{accept_url(data, empty)}"' not in content  # nothing to accept
+    assert content.count(f'<input type="hidden" name="item" value="{data["why"].pk}">') == 4
+
+
+# --- Accept every suggestion above a confidence --------------------------------------------------
+
+
+def accept_above_url(data) -> str:
+    return reverse("edu_dl:review_accept_above", kwargs={"slug": data["course"].slug})
+
+
+@pytest.fixture
+def confidences(data):
+    """Answers in review with confidences 0.95, 0.9 and 0.89 (to "Why blue"), 0.97 (to the
+    choice item), and one without a suggestion."""
+    answers = answers_from(data, ["carol", "dave", "erin"])
+    return {
+        "high": model_suggests(answers["carol"], score=4, confidence=0.95),
+        "edge": model_suggests(answers["dave"], score=2, confidence=0.9),
+        "low": model_suggests(answers["erin"], score=1, confidence=0.89),
+        "choice": model_suggests(response_of(data, "bob", item="choice"), score=0, confidence=0.97),
+        "none": model_suggests(response_of(data, "alice"), score=None, reason="empty answer"),
+    }
+
+
+def statuses(responses: dict[str, Response]) -> dict[str, str]:
+    found = dict(
+        Response.objects.filter(pk__in=[r.pk for r in responses.values()]).values_list(
+            "pk", "status"
+        )
+    )
+    return {name: found[response.pk] for name, response in responses.items()}
+
+
+def test_accept_above_accepts_exactly_the_suggestions_at_or_above_the_confidence(
+    client, data, confidences
+):
+    client.force_login(data["teacher"])
+
+    page = client.post(accept_above_url(data), {"min_confidence": "90", "item": ""}, follow=True)
+
+    assert page.redirect_chain == [(queue_url(data), 302)]
+    assert messages_of(page) == [
+        "Accepted the suggested scores of 3 answers with a confidence of at least 90%."
+    ]
+    assert statuses(confidences) == {
+        "high": "graded",
+        "edge": "graded",
+        "low": "needs_review",
+        "choice": "graded",
+        "none": "needs_review",
+    }
+    accepted = [confidences[name].pk for name in ("high", "edge", "choice")]
+    assert sorted(
+        AuditEvent.objects.filter(action="response.accept").values_list("target_id", flat=True)
+    ) == sorted(str(pk) for pk in accepted)
+    assert sorted(
+        ResponseGrade.objects.filter(action="accept", actor=data["teacher"]).values_list(
+            "response_id", flat=True
+        )
+    ) == sorted(accepted)
+
+
+def test_accept_above_for_one_item_leaves_the_other_items_alone(client, data, confidences):
+    client.force_login(data["teacher"])
+
+    page = client.post(
+        accept_above_url(data), {"min_confidence": "89", "item": data["why"].pk}, follow=True
+    )
+
+    assert page.redirect_chain == [(queue_url(data, item=data["why"].pk), 302)]
+    assert messages_of(page) == [
+        "Accepted the suggested scores of 3 answers with a confidence of at least 89%."
+    ]
+    assert statuses(confidences) == {
+        "high": "graded",
+        "edge": "graded",
+        "low": "graded",
+        "choice": "needs_review",
+        "none": "needs_review",
+    }
+
+
+def test_accept_above_with_none_that_confident_says_so(client, data, confidences):
+    client.force_login(data["teacher"])
+
+    page = client.post(accept_above_url(data), {"min_confidence": "99.5"}, follow=True)
+
+    assert messages_of(page) == ["No waiting suggestion has a confidence of at least 99.5%."]
+    assert set(statuses(confidences).values()) == {"needs_review"}
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        ("150", "Ensure this value is less than or equal to 100."),
+        ("-1", "Ensure this value is greater than or equal to 0."),
+        ("ninety", "Enter a number."),
+        ("", "This field is required."),
+    ],
+)
+def test_a_refused_threshold_shows_the_queue_again_and_accepts_nothing(
+    client, data, confidences, value, error
+):
+    audited = AuditEvent.objects.count()
+    client.force_login(data["teacher"])
+
+    page = client.post(accept_above_url(data), {"min_confidence": value})
+
+    assert page.status_code == 400
+    assert f'<span class="field-error" role="alert">{error}</span>' in page.content.decode()
+    assert set(statuses(confidences).values()) == {"needs_review"}
+    assert AuditEvent.objects.count() == audited
+
+
+@pytest.mark.parametrize(
+    ("person", "status"),
+    [("alice", 403), ("other_teacher", 404), ("other_student", 404), ("stranger", 404)],
+)
+def test_only_the_course_staff_can_accept_above_a_confidence(
+    client, data, confidences, person, status
+):
+    client.force_login(data[person])
+
+    page = client.post(accept_above_url(data), {"min_confidence": "0"})
+
+    assert page.status_code == status
+    assert set(statuses(confidences).values()) == {"needs_review"}
+
+
+def test_accept_above_sends_anonymous_visitors_to_login_and_refuses_get(client, data, confidences):
+    url = accept_above_url(data)
+
+    page = client.post(url, {"min_confidence": "0"})
+
+    assert page.status_code == 302
+    assert page["Location"] == f"{reverse('login')}?next={url}"
+    client.force_login(data["teacher"])
+    assert client.get(url).status_code == 405
+    assert set(statuses(confidences).values()) == {"needs_review"}
+
+
+@pytest.mark.parametrize("person", ["alice", "other_teacher", "stranger"])
+def test_inline_grading_with_htmx_is_refused_to_others_and_changes_nothing(client, data, person):
+    response = model_suggests(response_of(data, "alice"), score=3)
+    unchanged = snapshot(response)
+    client.force_login(data[person])
+
+    accepted = client.post(accept_url(data, response), {"back": "queue"}, **HTMX)
+    scored = client.post(override_url(data, response), {"score": "1", "back": "queue"}, **HTMX)
+
+    expected = 403 if person == "alice" else 404
+    assert (accepted.status_code, scored.status_code) == (expected, expected)
+    assert snapshot(response) == unchanged
+
+
+# --- What remains, and what the models did -------------------------------------------------------
+
+
+def test_the_queue_says_what_waits_and_how_much_the_models_graded_on_their_own(client, data):
+    # given three answers released by the model on its own, one accepted and one overridden by
+    # a teacher after the model, one waiting, and the rule-graded choice answers (not counted)
+    answers = answers_from(data, ["carol", "dave", "erin"])
+    for name in ("carol", "dave", "erin"):
+        model_releases(answers[name], score=3)
+    response_accept(
+        response=model_suggests(response_of(data, "alice"), score=3), actor=data["teacher"]
+    )
+    response_override(
+        response=model_suggests(response_of(data, "bob"), score=1),
+        actor=data["teacher"],
+        score=2,
+    )
+    model_suggests(answers_from(data, ["frank"])["frank"], score=2)
+    client.force_login(data["teacher"])
+
+    # when
+    page = client.get(queue_url(data, item=data["why"].pk))
+
+    # then
+    content = page.content.decode()
+    assert (
+        '<p class="lead">1 answer waits for you (1 of them to Why blue).</p>\n'
+        "  <p>The models graded 3 of the 5 model-graded answers released in this course on "
+        "their own (60%).</p>"
+    ) in content
+
+
+def test_the_queue_query_count_is_the_same_for_3_and_30_waiting(client, data):
+    def waiting(names):
+        for response in answers_from(data, names).values():
+            model_suggests(response, score=2)
+
+    waiting(["s00", "s01", "s02"])
+    client.force_login(data["teacher"])
+    with CaptureQueriesContext(connection) as three:
+        small = client.get(queue_url(data))
+    waiting([f"s{n:02d}" for n in range(3, 30)])
+    with CaptureQueriesContext(connection) as thirty:
+        big = client.get(queue_url(data))
+
+    assert (small.context["progress"].waiting, big.context["progress"].waiting) == (3, 30)
+    assert (len(small.context["page"]), len(big.context["page"])) == (3, 25)
+    assert len(thirty.captured_queries) == len(three.captured_queries)
+
+
+# --- The pages' frame: course tabs, previous / next, keyboard shortcuts --------------------------
+
+
+def test_the_queue_and_review_pages_have_the_course_tabs_and_the_shortcuts(client, data):
+    response = model_suggests(response_of(data, "alice"), score=3)
+    client.force_login(data["teacher"])
+
+    for url in (queue_url(data), detail_url(data, response)):
+        content = client.get(url).content.decode()
+        assert "<h1>Science</h1>" in content
+        assert f'<a href="{queue_url(data)}" aria-current="page">Grading queue</a>' in content
+        assert '<script src="/static/edu_dl/review.js" defer></script>' in content
+        assert '<h3 id="shortcuts-heading" tabindex="-1">Keyboard shortcuts</h3>' in content
+        assert "<dt><kbd>a</kbd></dt>" in content
+        assert "<dt><kbd>o</kbd> or <kbd>s</kbd></dt>" in content
+        assert "<dt><kbd>j</kbd> / <kbd>k</kbd></dt>" in content
+        assert "<dt><kbd>?</kbd></dt><dd>Show this list</dd>" in content
+
+
+def test_the_review_page_links_the_previous_and_next_answers_in_queue_order(client, data):
+    # given three answers in review, in queue order: first, middle, last
+    first = model_suggests(response_of(data, "alice"), score=3, priority=0.9)
+    middle = model_suggests(response_of(data, "bob"), score=1, priority=0.5)
+    last = model_suggests(response_of(data, "bob", item="choice"), score=0, priority=None)
+    client.force_login(data["teacher"])
+
+    # when
+    at_first = client.get(detail_url(data, first)).content.decode()
+    at_middle = client.get(detail_url(data, middle)).content.decode()
+    at_last = client.get(detail_url(data, last)).content.decode()
+
+    # then
+    def link(response, rel, shortcut):
+        return f'<a href="{detail_url(data, response)}" rel="{rel}" data-shortcut="{shortcut}">'
+
+    assert link(middle, "next", "next") in at_first
+    assert 'rel="prev"' not in at_first
+    assert link(first, "prev", "previous") in at_middle
+    assert link(last, "next", "next") in at_middle
+    assert link(middle, "prev", "previous") in at_last
+    assert 'rel="next"' not in at_last
+    assert 'data-shortcut="accept">Accept 3</button>' in at_first
+    assert 'data-shortcut="score"' in at_first
