@@ -71,20 +71,28 @@ class AttentionRule:
             f"{self.window_days} days"
         )
 
+    def is_low(self, *, probability: float | None, evidence_count: int) -> bool:
+        """Mastery below the threshold with enough answers behind it to trust it."""
+        return (
+            probability is not None
+            and probability < self.below
+            and evidence_count >= self.min_evidence
+        )
+
+    def has_dropped(self, *, change: float | None) -> bool:
+        """A fall of at least ``drop`` over the window (a hair of slack for float rounding)."""
+        return change is not None and change <= -self.drop + 1e-9
+
     def reasons(
         self, *, probability: float | None, evidence_count: int, change: float | None
     ) -> tuple[str, ...]:
         reasons = []
-        if (
-            probability is not None
-            and probability < self.below
-            and evidence_count >= self.min_evidence
-        ):
+        if self.is_low(probability=probability, evidence_count=evidence_count):
             reasons.append(
                 f"mastery {probability:.0%} is below {self.below:.0%} after "
                 f"{evidence_count} answers"
             )
-        if change is not None and change <= -self.drop + 1e-9:
+        if self.has_dropped(change=change):
             reasons.append(f"down {-change * 100:.0f} percentage points in {self.window_days} days")
         return tuple(reasons)
 

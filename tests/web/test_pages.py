@@ -207,41 +207,40 @@ def test_the_admin_link_is_shown_only_to_staff_users(client, school):
 
 
 @pytest.mark.parametrize("person", ["teacher", "assistant", "admin"])
-def test_course_staff_see_students_content_training_and_model(client, school, person):
+def test_course_staff_see_the_class_overview(client, school, person):
     # Given a member of algebra's staff (or a superuser)
     client.force_login(school[person])
     # When they open the course page
     response = client.get(course_url(school["algebra"]))
-    # Then they see every student, the skills with prerequisites, items, assessments,
-    # resources, the training runs and the active model, and the retrain button
+    # Then they see the class overview: every student in the heatmap, the published
+    # assessments' statistics, the grading queue and the active model (the students list, the
+    # content and the training runs have their own pages: see the course's tabs)
     assert response.status_code == 200
     assert response.context["is_course_staff"] is True
-    assert [user.username for user in response.context["students_page"]] == ["alice", "bob"]
+    assert [row.username for row in response.context["mastery"].page.object_list] == [
+        "alice",
+        "bob",
+    ]
+    assert [skill.name for skill in response.context["mastery"].skills] == ["Adding", "Counting"]
     content = response.content.decode()
-    assert "<td>Alice Able</td><td>alice</td>" in content
-    assert "<td>Bob Baker</td><td>bob</td>" in content
-    assert '<th scope="row">Adding</th>\n        <td>Counting</td>' in content
-    assert (
-        '<th scope="row">Two plus two</th>\n        <td>Numeric</td>\n        <td>Adding</td>'
-        in (content)
-    )
-    assert '<th scope="row">Quiz one</th>\n        <td>2</td>' in content
-    assert "Unpublished exam" in content
-    assert "Adding video" in content
-    assert "<td>Running</td>" in content
-    assert '<progress max="100" value="42" aria-hidden="true"></progress> 42%' in content
-    assert "Active version: 3 (dkt)" in content
-    assert f'action="{training_url(school["algebra"])}"' in content
-    assert ">Retrain now</button>" in content
+    assert '>Alice Able</a> <span class="detail">alice</span></th>' in content
+    assert '>Bob Baker</a> <span class="detail">bob</span></th>' in content
+    assert '<h3 id="assessment-' in content and ">Quiz one</h3>" in content
+    assert "Unpublished exam" not in content  # statistics are of published assessments
+    assert "Knowledge tracing: model version 3 (dkt) is active." in content
+    queue = reverse("edu_dl:review_queue", kwargs={"slug": "algebra"})
+    assert f'<a href="{queue}">Grading queue: 0 responses waiting</a>' in content
+    assert f'<a href="{models_url(school["algebra"])}">Models and training</a>' in content
 
 
 def test_the_student_list_has_fifty_students_a_page(client, school):
     # Given 55 students in all
     add_students(school["algebra"], 53)
     client.force_login(school["teacher"])
-    # When the teacher opens the first and the second page
-    first = client.get(course_url(school["algebra"]))
-    second = client.get(course_url(school["algebra"]), {"page": 2})
+    url = reverse("edu_dl:student_list", kwargs={"slug": "algebra"})
+    # When the teacher opens the first and the second page of the students list
+    first = client.get(url)
+    second = client.get(url, {"page": 2})
     # Then the first has 50 and the second the last 5
     assert len(first.context["students_page"]) == 50
     assert first.context["students_page"].paginator.num_pages == 2
@@ -267,8 +266,8 @@ def test_the_course_page_query_count_does_not_grow_with_the_class(client, school
     with CaptureQueriesContext(connection) as big_class:
         big = client.get(course_url(algebra))
     # Then the page lists them all with the same number of queries
-    assert len(small.context["students_page"]) == 3
-    assert len(big.context["students_page"]) == 30
+    assert len(small.context["mastery"].page.object_list) == 3
+    assert len(big.context["mastery"].page.object_list) == 30
     assert len(big_class.captured_queries) == len(small_class.captured_queries)
 
 
