@@ -71,3 +71,7 @@ def sign_in(page, live_server, username: str, password: str = FACTORY_PASSWORD) 
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_load_state()
+
+
+# The real worker of the integration tests, for the flows that need one.
+from tests.integration.conftest import celery_worker_process  # noqa: E402, F401
