@@ -111,3 +111,55 @@ def test_question_mark_shows_the_shortcuts_on_the_review_page(
     page.keyboard.type("a")  # typed into the field (refused by a number field): no accept
     page.keyboard.press("Escape")
     assert Response.objects.get(pk=response.pk).status == "needs_review"
+
+
+def _tab_to(page, wanted: str, *, limit: int = 80) -> int:
+    """Press Tab until the focused element's text (or value) starts with ``wanted``; returns
+    how many presses it took."""
+    for presses in range(1, limit + 1):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(
+            "(document.activeElement.innerText || document.activeElement.value || '').trim()"
+        )
+        if focused.startswith(wanted):
+            return presses
+    raise AssertionError(f"{wanted!r} was not reached with {limit} presses of Tab")
+
+
+def test_the_grading_queue_with_tab_and_enter_only(live_server, page, course_with_a_suggestion):
+    # given alice's and bob's answers waiting, and the teacher signed in with the keyboard
+    data, alice = course_with_a_suggestion
+    bob = model_suggests(response_of(data, "bob"), score=1, confidence=0.5)
+    page.goto(f"{live_server.url}/accounts/login/?next=/courses/browser/review/")
+    _tab_to(page, "")  # the first focusable element
+    page.get_by_label("Username").focus()
+    page.keyboard.type("teacher")
+    page.keyboard.press("Tab")
+    page.keyboard.type("a-test-password")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{live_server.url}/courses/browser/review/")
+
+    # the first Tab reaches the skip link, and Enter on it lands in the main content
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "skip-link"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+
+    # Tab reaches the first row's accept button in order, Enter accepts it in place
+    _tab_to(page, "Accept 3")
+    page.keyboard.press("Enter")
+    page.locator(f"#review-row-{alice.pk}").get_by_text("Done").wait_for()
+
+    # Tab goes on to bob's answer: open it, and accept its suggestion on its own page
+    _tab_to(page, "Review")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**/courses/browser/review/{bob.pk}/**")
+    _tab_to(page, "Accept 1")
+    page.keyboard.press("Enter")
+    # the queue is empty now: back to it, with the message that the score was saved
+    page.wait_for_url(f"{live_server.url}/courses/browser/review/")
+    assert page.get_by_text("Saved 1 of 4").count() == 1
+
+    alice.refresh_from_db()
+    bob.refresh_from_db()
+    assert (alice.status, alice.score, bob.status, bob.score) == ("graded", 3.0, "graded", 1.0)
