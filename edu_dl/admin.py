@@ -27,6 +27,7 @@ from edu_dl.models import (
     AssessmentItem,
     AuditEvent,
     Course,
+    CourseMasterySummary,
     Enrollment,
     Interaction,
     Item,
@@ -341,6 +342,20 @@ class MasteryEstimateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     raw_id_fields = ("student", "skill", "model_version")
     list_select_related = ("student", "skill", "model_version")
     show_full_result_count = False
+
+
+@admin.register(CourseMasterySummary)
+class CourseMasterySummaryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """When and for which rule each course's class summary was computed; its JSON (a few
+    hundred kilobytes for a big class) is neither shown nor loaded here."""
+
+    list_display = ("course", "computed_at", "window_days", "window_start", "estimates_revision")
+    exclude = ("students",)
+    raw_id_fields = ("course",)
+    list_select_related = ("course",)
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).defer("students")
 
 
 @admin.register(Recommendation)

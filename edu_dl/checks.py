@@ -91,15 +91,16 @@ def check_edu_dl_settings(app_configs=None, **kwargs) -> list[Error]:
                     id="edu_dl.E005",
                 )
             )
-    threads = merged["TORCH_THREADS"]
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
-        errors.append(
-            Error(
-                f"settings.EDU_DL['TORCH_THREADS'] must be 0 or a positive whole number, "
-                f"not {threads!r}.",
-                id="edu_dl.E005",
+    for name in ("TORCH_THREADS", "MASTERY_SUMMARY_MAX_LAG_S"):
+        value = merged[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            errors.append(
+                Error(
+                    f"settings.EDU_DL[{name!r}] must be 0 or a positive whole number, "
+                    f"not {value!r}.",
+                    id="edu_dl.E005",
+                )
             )
-        )
     share = merged["KT_VALIDATION_SHARE"]
     if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share < 1:
         errors.append(

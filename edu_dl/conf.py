@@ -43,6 +43,11 @@ DEFAULTS: dict[str, Any] = {
     "MASTERY_ATTENTION_BELOW": 0.6,
     "MASTERY_ATTENTION_MIN_EVIDENCE": 3,
     "MASTERY_ATTENTION_DROP": 0.1,
+    # The class overview reads each student's overall mastery and skills needing attention
+    # from a summary that workers refresh a few seconds after mastery changes; it computes the
+    # summary itself only when the summary misses estimates and is older than this, in seconds
+    # (the workers are behind). 0: whenever it misses any.
+    "MASTERY_SUMMARY_MAX_LAG_S": 120,
     # The longest answer a student may submit to one item, in characters (an essay of some
     # 3000 words); a longer one is refused before anything is written.
     "GRADING_MAX_ANSWER_CHARS": 20000,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.apps import apps
 from django.contrib import admin
@@ -20,6 +22,7 @@ from edu_dl.models import (
     AssessmentItem,
     AuditEvent,
     Course,
+    CourseMasterySummary,
     Enrollment,
     Interaction,
     Item,
@@ -46,6 +49,7 @@ User = get_user_model()
 EDU_DL_MODELS = sorted(apps.get_app_config("edu_dl").get_models(), key=lambda m: m.__name__)
 READ_ONLY_MODELS = [
     AuditEvent,
+    CourseMasterySummary,
     MasteryEstimate,
     ModelVersion,
     Recommendation,
@@ -165,6 +169,15 @@ def one_of_everything(db):
     )
     MasteryEstimate.objects.create(
         student=student, skill=adding, probability=0.7, as_of=now, model_version=version
+    )
+    CourseMasterySummary.objects.create(
+        course=course,
+        computed_at=now,
+        window_days=14,
+        window_start=now - timedelta(days=14),
+        rule={"below": 0.6, "min_evidence": 3, "drop": 0.1},
+        estimates_revision=MasteryEstimate.objects.get().pk,
+        students={str(student.pk): {"overall": 0.7, "estimates": 1, "flagged": 0}},
     )
     AuditEvent.objects.create(
         actor=teacher,

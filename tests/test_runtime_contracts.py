@@ -29,6 +29,8 @@ def test_registered_task_names_are_stable():
         "edu_dl.lti.grade_passback",
         "edu_dl.lti.grade_passback_sweep",
         "edu_dl.lti.roster_sync",
+        "edu_dl.mastery.refresh_class_summaries_due",
+        "edu_dl.mastery.refresh_class_summary",
         "edu_dl.mastery.refresh_course",
         "edu_dl.mastery.update_student",
         "edu_dl.recommending.refresh_course",
@@ -58,6 +60,8 @@ def test_a_students_mastery_update_is_routed_with_grading_and_the_course_refresh
     assert router.route({}, "edu_dl.tracing.retrain_due")["queue"].name == "default"
     assert router.route({}, "edu_dl.recommending.refresh_student")["queue"].name == "default"
     assert router.route({}, "edu_dl.recommending.refresh_course")["queue"].name == "default"
+    assert router.route({}, "edu_dl.mastery.refresh_class_summary")["queue"].name == "default"
+    assert router.route({}, "edu_dl.mastery.refresh_class_summaries_due")["queue"].name == "default"
 
 
 def test_model_grading_is_routed_to_the_grading_queue_and_its_sweep_to_default():

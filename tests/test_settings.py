@@ -118,6 +118,8 @@ def test_the_default_settings_pass_the_checks():
         ({"MASTERY_CORRECT_FRACTION": 1.2}, "edu_dl.E005"),
         ({"MASTERY_ATTENTION_BELOW": "0.6"}, "edu_dl.E005"),
         ({"MASTERY_ATTENTION_DROP": True}, "edu_dl.E005"),
+        ({"MASTERY_SUMMARY_MAX_LAG_S": -1}, "edu_dl.E005"),
+        ({"MASTERY_SUMMARY_MAX_LAG_S": 1.5}, "edu_dl.E005"),
         ({"GRADING_MAX_ANSWER_CHARS": 0}, "edu_dl.E005"),
         ({"GRADING_MAX_ANSWER_CHARS": 2000.0}, "edu_dl.E005"),
         ({"GRADING_RETRAIN_AFTER_TEACHER_SCORES": -5}, "edu_dl.E005"),

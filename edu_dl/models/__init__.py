@@ -4,6 +4,7 @@ from edu_dl.models.content import Assessment, AssessmentItem, Item, Resource, Re
 from edu_dl.models.courses import Course, Enrollment, Skill, SkillPrerequisite
 from edu_dl.models.integrations import ApiClient, WebhookDelivery, WebhookSubscription
 from edu_dl.models.learning import (
+    CourseMasterySummary,
     Interaction,
     MasteryEstimate,
     Recommendation,
@@ -20,6 +21,7 @@ __all__ = [
     "AssessmentItem",
     "AuditEvent",
     "Course",
+    "CourseMasterySummary",
     "Enrollment",
     "Interaction",
     "Item",

@@ -4,8 +4,9 @@ assessment's score distribution with the items most students miss.
 
 Made for a class of a thousand students and a hundred skills on one page: a fixed number of
 queries whatever the class size, rows read with ``values_list`` (never model instances, which
-would cost a millisecond per hundred), the attention rule applied to the rows already read, and
-only the drops over the window asked of the database, which returns the flagged pairs alone.
+would cost a millisecond per hundred), and each student's overall mastery and skills needing
+attention read from the summary that workers compute when mastery changes
+(:mod:`edu_dl.services.class_summary`) instead of ranking every older estimate on each view.
 The rules are those of :mod:`edu_dl.selectors.progress` (:class:`AttentionRule`), so a student
 flagged here is flagged the same way on their own progress page.
 
@@ -16,15 +17,12 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
 from django.contrib.auth import get_user_model
 from django.core.paginator import Page, Paginator
-from django.db import connections, router
 from django.db.models import Avg, Count, F, Q, QuerySet, Sum, Window
 from django.db.models.functions import RowNumber
-from django.utils import timezone
 
 from edu_dl.models import (
     Assessment,
@@ -38,6 +36,7 @@ from edu_dl.models import (
 )
 from edu_dl.selectors.access import UserLike, course_is_staff
 from edu_dl.selectors.progress import DEFAULT_WINDOW_DAYS, AttentionRule, MatrixLabel
+from edu_dl.services.class_summary import course_mastery_summary_for_page, flagged_skills
 from edu_dl.services.errors import NotFound
 
 SORT_NAME = "name"
@@ -120,6 +119,9 @@ class ClassMastery:
     # Every student with at least one skill needing attention: the most such skills first,
     # then the lowest mastery among them, then by name.
     needing_attention: list[StudentAttention] = field(default_factory=list)
+    # When the overall mastery and the attention list were computed, when they come from the
+    # summary a worker stored (None: computed for this read).
+    summary_as_of: datetime | None = None
 
 
 def _display_name(first_name: str, last_name: str, username: str) -> str:
@@ -142,126 +144,6 @@ def _ordered(
     return valued + missing
 
 
-def _flag_sql(*, connection: Any, students: int | None) -> str:
-    """The current estimates of a course, each with whether it is low (after enough answers)
-    and, when it fell by at least the rule's drop over the window, its baseline: the newest
-    estimate at or before the window's start, as in
-    :func:`edu_dl.selectors.progress.student_progress`.
-
-    One join of the current rows to the older ones ranked per pair, in SQL that SQLite and
-    PostgreSQL both run. The ORM's form of it, a correlated subquery per current row, costs a
-    second and more for 100,000 rows on PostgreSQL (index probes, then JIT compilation), this a
-    few tens of milliseconds. Only a pair re-estimated since the window's start can have changed
-    over it (otherwise its current row is its own baseline). With ``students``, only that many
-    students' rows (their ids are parameters). Parameters: see :func:`_flag_parameters`.
-    """
-    quote = connection.ops.quote_name
-    estimates = quote(MasteryEstimate._meta.db_table)
-    skills = quote(Skill._meta.db_table)
-    only = ""
-    if students is not None:
-        only = f"AND {{table}}.student_id IN ({', '.join(['%s'] * students)})"
-    # Only table names (from the models, quoted) and placeholders are formatted in.
-    return f"""
-        WITH base AS (
-            SELECT old.student_id, old.skill_id, old.probability,
-                ROW_NUMBER() OVER (
-                    PARTITION BY old.student_id, old.skill_id
-                    ORDER BY old.as_of DESC, old.id DESC
-                ) AS position
-            FROM {estimates} old
-            WHERE old.skill_id IN (SELECT id FROM {skills} WHERE course_id = %s)
-                AND old.as_of <= %s {only.format(table="old")}
-        ), flags AS (
-            SELECT cur.student_id, cur.skill_id, cur.probability, cur.evidence_count,
-                CASE WHEN cur.probability < %s AND cur.evidence_count >= %s THEN 1 ELSE 0 END
-                    AS is_low,
-                CASE WHEN cur.as_of > %s AND base.probability >= cur.probability + %s
-                    THEN base.probability END AS baseline
-            FROM {estimates} cur
-            LEFT JOIN base ON base.student_id = cur.student_id
-                AND base.skill_id = cur.skill_id AND base.position = 1
-            WHERE cur.is_current = %s
-                AND cur.skill_id IN (SELECT id FROM {skills} WHERE course_id = %s)
-                {only.format(table="cur")}
-        )
-    """  # noqa: S608
-
-
-def _flag_parameters(
-    *,
-    connection: Any,
-    course: Course,
-    rule: AttentionRule,
-    window_start: datetime,
-    students: list[int] | None = None,
-) -> list[Any]:
-    since = connection.ops.adapt_datetimefield_value(window_start)
-    only = [] if students is None else list(students)
-    return [
-        course.pk,
-        since,
-        *only,
-        rule.below,
-        rule.min_evidence,
-        since,
-        rule.drop - 1e-9,
-        True,
-        course.pk,
-        *only,
-    ]
-
-
-# Read after _flag_sql's common table expressions.
-TOTALS_SQL = """
-    SELECT student_id, AVG(probability), COUNT(*),
-        SUM(CASE WHEN is_low = 1 OR baseline IS NOT NULL THEN 1 ELSE 0 END),
-        MIN(CASE WHEN is_low = 1 OR baseline IS NOT NULL THEN probability END),
-        MAX(CASE WHEN skill_id = %s THEN probability END)
-    FROM flags
-    GROUP BY student_id
-"""
-FLAGGED_SQL = """
-    SELECT student_id, skill_id, probability, evidence_count, is_low, baseline
-    FROM flags
-    WHERE is_low = 1 OR baseline IS NOT NULL
-"""
-
-
-def _student_totals(
-    *, course: Course, rule: AttentionRule, window_start: datetime, sort_skill_id: int | None
-) -> list[tuple[int, float, int, int, float | None, float | None]]:
-    """Per student with an estimate: (id, overall mastery, estimates, skills needing attention,
-    the lowest mastery among those, the mastery of the skill ``sort_skill_id``)."""
-    connection = connections[router.db_for_read(MasteryEstimate)]
-    sql = _flag_sql(connection=connection, students=None) + TOTALS_SQL
-    parameters = _flag_parameters(
-        connection=connection, course=course, rule=rule, window_start=window_start
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*parameters, sort_skill_id])
-        return list(cursor.fetchall())
-
-
-def _flagged_skills(
-    *, course: Course, rule: AttentionRule, window_start: datetime, students: list[int]
-) -> list[tuple[int, int, float, int, int, float | None]]:
-    """The skills of ``students`` needing attention: (student id, skill id, probability,
-    evidence count, 1 when low, the baseline when it dropped)."""
-    connection = connections[router.db_for_read(MasteryEstimate)]
-    sql = _flag_sql(connection=connection, students=len(students)) + FLAGGED_SQL
-    parameters = _flag_parameters(
-        connection=connection,
-        course=course,
-        rule=rule,
-        window_start=window_start,
-        students=students,
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, parameters)
-        return list(cursor.fetchall())
-
-
 def class_mastery(
     *,
     viewer: UserLike,
@@ -282,15 +164,24 @@ def class_mastery(
     last ``window_days`` days, the first ``attention_described`` of them with their skills.
     ``page`` is read as :meth:`Paginator.get_page` reads it (out of range: the last page).
 
-    At most five queries whatever the class size (plus the role check, cached on the viewer):
-    students, skills, each student's overall mastery and count of skills needing attention
-    (aggregated by the database), the described students' skills needing attention, and the
-    page's cells. The heatmap is paged so that a page stays small for the browser and fast for the
-    server: 1,000 students x 100 skills would be 100,000 cells and 7 MB of HTML.
+    Each student's overall mastery and the attention list come from the course's
+    :class:`CourseMasterySummary`, which workers refresh when mastery changes: finding the drops
+    over the window costs a fifth of a second for 1,000 students x 100 skills, too much for
+    every view. When the summary will not do (none yet, another rule, or it misses estimates
+    and is older than ``EDU_DL["MASTERY_SUMMARY_MAX_LAG_S"]``) it is computed here and stored,
+    with ``now`` (default: now) ending the window; see
+    :func:`edu_dl.services.class_summary.course_mastery_summary_for_page`.
+    ``summary_as_of`` says when a stored one was computed. The cells are read live.
+
+    A fixed number of queries whatever the class size (plus the role check, cached on the
+    viewer). From a stored summary, at most five: students, skills, the summary (with the
+    course's newest estimate id), one skill's current estimates when sorting by it, and the
+    page's cells; one more, for the described students' flagged skills, only when the summary
+    lacks some (more than ``DESCRIBED - attention_described`` of those it describes left).
+    The heatmap is paged so that a page stays small for the browser and fast for the server:
+    1,000 students x 100 skills would be 100,000 cells and 7 MB of HTML.
     """
     _require_staff(viewer, course)
-    now = now or timezone.now()
-    window_start = now - timedelta(days=window_days)
     rule = AttentionRule.from_settings(window_days=window_days)
     user_model = get_user_model()
     students = {
@@ -319,36 +210,51 @@ def class_mastery(
     elif sort != SORT_OVERALL:
         sort = SORT_NAME
 
-    # Per student, from the database: the overall mastery, the number of estimates and of
-    # skills needing attention, the lowest of those, and the value the rows are sorted by.
+    # Per student, from the stored summary (computed here only when it will not do): the
+    # overall mastery, the number of estimates and of skills needing attention, the lowest
+    # of those, and the flagged skills of the first students in the attention order.
+    summary, computed_now = course_mastery_summary_for_page(
+        course=course, window_days=window_days, now=now
+    )
     totals = {
-        row[0]: row
-        for row in _student_totals(
-            course=course, rule=rule, window_start=window_start, sort_skill_id=sort_skill_id
-        )
-        if row[0] in students  # not someone who has left the course
+        int(student_id): row
+        for student_id, row in summary.students.items()
+        if int(student_id) in students  # not someone who has left the course
     }
     ranked = sorted(
-        (-flagged, lowest, students[student_id][1].casefold(), student_id)
-        for student_id, _, _, flagged, lowest, _ in totals.values()
-        if flagged
+        (-row["flagged"], row["lowest"], students[student_id][1].casefold(), student_id)
+        for student_id, row in totals.items()
+        if row["flagged"]
     )
     described = [student_id for _, _, _, student_id in ranked[:attention_described]]
     skills_of: dict[int, list[AttentionSkill]] = {student_id: [] for student_id in described}
     if described:
-        for student_id, skill_id, probability, evidence_count, is_low, baseline in _flagged_skills(
-            course=course, rule=rule, window_start=window_start, students=described
-        ):
-            skills_of[student_id].append(
-                AttentionSkill(
-                    skill_id=skill_id,
-                    skill_name=skill_names[skill_id],
-                    probability=probability,
-                    evidence_count=evidence_count,
-                    is_low=bool(is_low),
-                    drop=None if baseline is None else probability - baseline,
+        stored = {pk: totals[pk]["skills"] for pk in described if "skills" in totals[pk]}
+        missing = [pk for pk in described if pk not in stored]
+        if missing:  # beyond those the summary describes (many of them left the course)
+            for student_id, *skill in flagged_skills(
+                course=course,
+                rule=rule,
+                window_start=summary.window_start,
+                students=missing,
+            ):
+                stored.setdefault(student_id, []).append(skill)
+        for student_id in described:
+            for skill_id, probability, evidence_count, is_low, baseline in stored.get(
+                student_id, []
+            ):
+                if skill_id not in skill_names:  # deleted since
+                    continue
+                skills_of[student_id].append(
+                    AttentionSkill(
+                        skill_id=skill_id,
+                        skill_name=skill_names[skill_id],
+                        probability=probability,
+                        evidence_count=evidence_count,
+                        is_low=bool(is_low),
+                        drop=None if baseline is None else probability - baseline,
+                    )
                 )
-            )
     needing_attention = []
     for negative_count, lowest, _, student_id in ranked:
         flagged = skills_of.get(student_id, [])
@@ -369,9 +275,15 @@ def class_mastery(
     everyone = [(pk, name, username) for pk, (username, name) in students.items()]
     if sort == SORT_NAME:
         everyone.sort(key=lambda s: (s[1].casefold(), s[2], s[0]), reverse=descending)
-    else:
-        column = 1 if sort == SORT_OVERALL else 5
-        values = {pk: row[column] for pk, row in totals.items() if row[column] is not None}
+    elif sort == SORT_OVERALL:
+        values = {pk: row["overall"] for pk, row in totals.items()}
+        everyone = _ordered(everyone, values, descending=descending)
+    else:  # one skill's current estimates, live: a thousand rows of one index range
+        values = dict(
+            MasteryEstimate.objects.filter(skill_id=sort_skill_id, is_current=True)
+            .values_list("student_id", "probability")
+            .order_by()
+        )
         everyone = _ordered(everyone, values, descending=descending)
     heatmap_page = Paginator(everyone, per_page).get_page(page)
     on_page = list(heatmap_page.object_list)
@@ -391,7 +303,7 @@ def class_mastery(
             id=pk,
             username=username,
             name=name,
-            overall=totals[pk][1] if pk in totals else None,
+            overall=totals[pk]["overall"] if pk in totals else None,
             probabilities=cells[pk],
         )
         for pk, name, username in on_page
@@ -403,10 +315,11 @@ def class_mastery(
         student_count=len(students),
         sort=sort,
         descending=descending,
-        estimated_cells=sum(row[2] for row in totals.values()),
+        estimated_cells=sum(row["estimates"] for row in totals.values()),
         rule=rule,
-        window_start=window_start,
+        window_start=summary.window_start,
         needing_attention=needing_attention,
+        summary_as_of=None if computed_now else summary.computed_at,
     )
 
 

@@ -6,6 +6,8 @@ The flow::
     graded response ─► interaction_record_from_response ─► Interaction
         ─► on commit: grading queue ─► mastery_update_for_student ─► MasteryEstimate rows
     KT model activated or rolled back ─► on commit: default queue ─► mastery_refresh_course
+    estimates written (either way) ─► on commit, a few seconds later: default queue
+        ─► course_mastery_summary_refresh (the class overview's summary)
 
 Two methods produce an estimate, and every row says which through its ``model_version``:
 
@@ -58,6 +60,7 @@ from edu_dl.selectors.mastery import (
     student_answer_history,
     students_answer_histories,
 )
+from edu_dl.services.class_summary import course_mastery_summary_refresh_enqueue
 from edu_dl.services.errors import ValidationFailed
 from edu_dl.services.model_versions import (
     CachedModel,
@@ -373,8 +376,10 @@ def mastery_update_for_student(
             course_id=course.pk, estimates={student.pk: estimates}, as_of=timezone.now()
         )
         if written:
-            # Suggestions follow mastery: refreshed when it changed, not on every page view.
+            # Suggestions and the class overview follow mastery: refreshed when it changed, not
+            # on every page view.
             recommendations_refresh_enqueue(student_id=student.pk, course_id=course.pk)
+            course_mastery_summary_refresh_enqueue(course_id=course.pk)
     return rows[student.pk]
 
 
@@ -411,6 +416,7 @@ def mastery_refresh_course(
             written += count
     if written:
         recommendations_refresh_course_enqueue(course_id=course.pk)
+        course_mastery_summary_refresh_enqueue(course_id=course.pk)
     logger.info(
         "mastery of %s refreshed by %s: %d students, %d estimates written",
         course.slug,

@@ -9,6 +9,13 @@ from django.contrib.auth import get_user_model
 from django.db import OperationalError
 
 from edu_dl.models import Course
+from edu_dl.services.class_summary import (
+    REFRESH_DUE_TASK_NAME,
+    REFRESH_TASK_NAME,
+    course_mastery_summaries_refresh_due,
+    course_mastery_summary_refresh_requested,
+    parse_requested_at,
+)
 from edu_dl.services.errors import ApplicationError
 from edu_dl.services.mastery import (
     MASTERY_UPDATE_TASK_NAME,
@@ -54,3 +61,27 @@ def mastery_refresh_task(course_id: int) -> dict | None:
 @shared_task(name=KT_RETRAIN_DUE_TASK_NAME, ignore_result=True)
 def kt_retrain_due_task() -> dict[str, int]:
     return {"requested": len(kt_retrain_due_courses())}
+
+
+@shared_task(
+    name=REFRESH_TASK_NAME,
+    ignore_result=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,
+)
+def refresh_class_summary_task(course_id: int, requested_at: str | None = None) -> bool:
+    """Refresh the course's class mastery summary unless a later refresh covered the request;
+    returns whether it refreshed."""
+    course = Course.objects.filter(pk=course_id).first()
+    if course is None:
+        return False
+    summary = course_mastery_summary_refresh_requested(
+        course=course, requested_at=parse_requested_at(requested_at)
+    )
+    return summary is not None
+
+
+@shared_task(name=REFRESH_DUE_TASK_NAME, ignore_result=True)
+def refresh_class_summaries_due_task() -> dict[str, int]:
+    return {"refreshed": len(course_mastery_summaries_refresh_due())}

@@ -25,6 +25,9 @@ ROUTES = {
     # It runs the graders, which only the grading workers load.
     "edu_dl.grading.rescore_waiting": GRADING,
     "edu_dl.mastery.refresh_course": DEFAULT,
+    # The class overview's summary: a query of a fraction of a second per course.
+    "edu_dl.mastery.refresh_class_summary": DEFAULT,
+    "edu_dl.mastery.refresh_class_summaries_due": DEFAULT,
     "edu_dl.tracing.retrain_due": DEFAULT,
     # Suggestions follow mastery; a student reads them on their next page, not at once.
     "edu_dl.recommending.refresh_student": DEFAULT,

@@ -253,6 +253,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"queue": "default"},
     },
+    # Refresh the class overview's mastery summaries older than an hour: its window (the drops
+    # over the last days) moves with time even when no estimate changes.
+    "edu_dl-refresh-class-summaries": {
+        "task": "edu_dl.mastery.refresh_class_summaries_due",
+        "schedule": 60 * 60.0,
+        "options": {"queue": "default"},
+    },
 }
 
 LOGGING = {

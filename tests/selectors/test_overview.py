@@ -17,6 +17,7 @@ from edu_dl.models import (
     Assessment,
     AssessmentItem,
     Course,
+    CourseMasterySummary,
     Enrollment,
     Item,
     MasteryEstimate,
@@ -31,6 +32,7 @@ from edu_dl.selectors.overview import (
     class_mastery,
 )
 from edu_dl.selectors.progress import MatrixLabel, student_progress
+from edu_dl.services.class_summary import course_mastery_summary_refresh
 from edu_dl.services.errors import NotFound
 
 pytestmark = pytest.mark.django_db
@@ -292,6 +294,23 @@ def test_only_the_first_students_needing_attention_are_described(school):
     ]
 
 
+def test_students_the_summary_does_not_describe_are_described_from_the_estimates(
+    school, monkeypatch
+):
+    # Given a summary that describes one student only (bob), then bob leaves the course
+    estimate(school["dan"], school["Adding"], 0.5, evidence=3)
+    monkeypatch.setattr("edu_dl.services.class_summary.DESCRIBED", 1)
+    course_mastery_summary_refresh(course=school["algebra"], now=NOW)
+    Enrollment.objects.filter(user=school["bob"]).delete()
+    # When the teacher reads the class
+    mastery = class_mastery(viewer=school["teacher"], course=school["algebra"], now=NOW)
+    # Then dan is described all the same, read from his estimates
+    assert mastery.summary_as_of is not None
+    assert [(s.username, [k.skill_name for k in s.skills]) for s in mastery.needing_attention] == [
+        ("dan", ["Adding"])
+    ]
+
+
 def test_a_drop_is_measured_from_the_newest_estimate_before_the_window(school):
     # Given carol's Adding: 90% 30 days ago, 60% 21 days ago, 55% now: the baseline is 60%
     MasteryEstimate.objects.create(
@@ -448,17 +467,27 @@ def grow_class(course: Course, students: int, skills: int) -> None:
             estimate(student, skill, 0.3, evidence=5)
 
 
-def test_the_reads_take_the_same_queries_whatever_the_class_size(school):
+@pytest.mark.parametrize("summary", ["stored by the worker", "computed by the read"])
+def test_the_reads_take_the_same_queries_whatever_the_class_size(school, summary):
     teacher, algebra = school["teacher"], school["algebra"]
     quiz = add_quiz(algebra, "Quiz", [("Sum", 1)])
     hand_in(school["alice"], quiz, [1])
     class_mastery(viewer=teacher, course=algebra)  # the teacher's role, cached on the user
+
+    def prepare() -> None:
+        if summary == "stored by the worker":
+            course_mastery_summary_refresh(course=algebra, now=NOW)
+        else:
+            CourseMasterySummary.objects.filter(course=algebra).delete()
+
+    prepare()
     with CaptureQueriesContext(connection) as small:
         class_mastery(viewer=teacher, course=algebra, sort="overall", now=NOW)
         assessment_statistics(viewer=teacher, course=algebra)
     grow_class(algebra, students=12, skills=4)
     for number in range(12):
         hand_in(User.objects.get(username=f"extra{number}"), quiz, [0])
+    prepare()
     with CaptureQueriesContext(connection) as big:
         mastery = class_mastery(viewer=teacher, course=algebra, sort="overall", now=NOW)
         statistics = assessment_statistics(viewer=teacher, course=algebra)
@@ -466,3 +495,4 @@ def test_the_reads_take_the_same_queries_whatever_the_class_size(school):
     assert len(mastery.needing_attention) == 13
     assert statistics[0].graded == 13
     assert len(big.captured_queries) == len(small.captured_queries)
+    assert (mastery.summary_as_of is None) is (summary == "computed by the read")

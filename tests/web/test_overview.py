@@ -18,6 +18,7 @@ from edu_dl.models import (
     Assessment,
     AssessmentItem,
     Course,
+    CourseMasterySummary,
     Enrollment,
     Item,
     MasteryEstimate,
@@ -25,6 +26,7 @@ from edu_dl.models import (
     Skill,
     Submission,
 )
+from edu_dl.services.class_summary import course_mastery_summary_refresh
 from edu_dl.web.overview import student_page_prefix
 from tests.factories import ModelVersionFactory
 
@@ -437,6 +439,7 @@ def test_the_overview_takes_the_same_queries_for_3_by_2_and_12_by_6(client, scho
     algebra, quiz = school["algebra"], school["quiz"]
     add_student(algebra, 0, [school["Adding"], school["Brackets"]], quiz)
     client.force_login(school["teacher"])
+    course_mastery_summary_refresh(course=algebra)  # as the worker does after new estimates
     with CaptureQueriesContext(connection) as small_class:
         small = client.get(course_url(algebra), {"sort": "overall"})
     # When it grows to 12 students x 6 skills
@@ -445,6 +448,7 @@ def test_the_overview_takes_the_same_queries_for_3_by_2_and_12_by_6(client, scho
     skills = list(Skill.objects.filter(course=algebra))
     for number in range(1, 10):
         add_student(algebra, number, skills, quiz)
+    course_mastery_summary_refresh(course=algebra)
     with CaptureQueriesContext(connection) as big_class:
         big = client.get(course_url(algebra), {"sort": "overall"})
     # Then the page shows them all with the same number of queries
@@ -459,6 +463,7 @@ def test_the_overview_takes_the_same_queries_for_3_by_2_and_12_by_6(client, scho
     assert big.content.decode().count('<tr class="heatmap-row"') == 12
     assert len(big.context["mastery"].needing_attention) == 11
     assert len(big_class.captured_queries) == len(small_class.captured_queries)
+    assert big.context["mastery"].summary_as_of is not None
 
 
 def test_the_row_html_has_no_unescaped_user_text(client, school):
@@ -469,3 +474,105 @@ def test_the_row_html_has_no_unescaped_user_text(client, school):
     assert len(rows) == 2
     tags = {tag for row in rows for tag in re.findall(r"<(/?\w+)", row)}
     assert tags == {"tr", "/tr", "th", "/th", "td", "/td", "a", "/a", "span", "/span"}
+
+
+# --- The class summary: stored by a worker, computed by the page when it will not do --------------
+
+
+def heavy_queries(queries) -> list[str]:
+    """The queries that rank older mastery estimates (the drops over the window); the
+    assessment statistics rank submissions, which is cheap."""
+    return [
+        q["sql"]
+        for q in queries.captured_queries
+        if "ROW_NUMBER" in q["sql"].upper() and "masteryestimate" in q["sql"].lower()
+    ]
+
+
+def test_with_a_stored_summary_the_page_reads_it_and_says_as_of_when(client, school):
+    # Given the summary a worker stored at 10:30 (UTC, the site's time zone in tests)
+    algebra = school["algebra"]
+    summary = course_mastery_summary_refresh(course=algebra)
+    stored_at = datetime(2031, 5, 6, 10, 30, tzinfo=UTC)
+    CourseMasterySummary.objects.filter(pk=summary.pk).update(computed_at=stored_at)
+    client.force_login(school["teacher"])
+    # When the teacher opens the overview
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(course_url(algebra), {"sort": "overall"})
+    # Then it ranks no estimate itself, shows what the summary holds and says when it was made
+    assert heavy_queries(queries) == []
+    mastery = response.context["mastery"]
+    assert mastery.summary_as_of == stored_at
+    assert [s.username for s in mastery.needing_attention] == ["bob"]
+    assert row_names(response) == ["bob", "alice"]
+    content = response.content.decode()
+    assert (
+        '<p class="detail" id="summary-as-of">'
+        "Attention and overall mastery as of May 6, 2031, 10:30 a.m.</p>"
+    ) in content
+    assert CourseMasterySummary.objects.get().computed_at == stored_at  # not recomputed
+
+
+def test_without_a_summary_the_first_view_computes_and_stores_it(client, school):
+    algebra = school["algebra"]
+    client.force_login(school["teacher"])
+    assert not CourseMasterySummary.objects.exists()
+    # When the teacher opens the overview the first time
+    with CaptureQueriesContext(connection) as first:
+        response = client.get(course_url(algebra))
+    # Then the page computed the summary (the totals, then the described students' skills)
+    # and says no "as of"
+    assert len(heavy_queries(first)) == 2
+    assert response.context["mastery"].summary_as_of is None
+    assert 'id="summary-as-of"' not in response.content.decode()
+    assert [s.username for s in response.context["mastery"].needing_attention] == ["bob"]
+    summary = CourseMasterySummary.objects.get(course=algebra)
+    assert sorted(summary.students) == sorted([str(school["alice"].pk), str(school["bob"].pk)])
+    # And the next view reads it
+    with CaptureQueriesContext(connection) as second:
+        again = client.get(course_url(algebra))
+    assert heavy_queries(second) == []
+    assert again.context["mastery"].summary_as_of == summary.computed_at
+
+
+def test_a_summary_missing_estimates_is_used_within_the_lag_and_recomputed_after(
+    client, school, settings
+):
+    # Given a stored summary, then carol with a low skill that it does not know yet
+    algebra = school["algebra"]
+    course_mastery_summary_refresh(course=algebra)
+    carol = make_user("carol")
+    enroll(carol, algebra)
+    estimate(carol, school["Adding"], 0.1, evidence=8)
+    client.force_login(school["teacher"])
+    # When the teacher looks within the lag: the summary stands (a worker is on its way)
+    settings.EDU_DL = {**settings.EDU_DL, "MASTERY_SUMMARY_MAX_LAG_S": 3600}
+    within = client.get(course_url(algebra)).context["mastery"]
+    assert [s.username for s in within.needing_attention] == ["bob"]
+    assert within.summary_as_of is not None
+    # and after it (the workers are behind): the page computes it again
+    settings.EDU_DL = {**settings.EDU_DL, "MASTERY_SUMMARY_MAX_LAG_S": 0}
+    after = client.get(course_url(algebra)).context["mastery"]
+    assert [s.username for s in after.needing_attention] == ["bob", "carol"]
+    assert after.summary_as_of is None
+
+
+def test_a_summary_of_another_rule_is_not_used(client, school, settings):
+    algebra = school["algebra"]
+    course_mastery_summary_refresh(course=algebra)
+    settings.EDU_DL = {**settings.EDU_DL, "MASTERY_ATTENTION_BELOW": 0.3}
+    client.force_login(school["teacher"])
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(course_url(algebra))
+    # bob's 40% is no longer low; his drop still counts
+    bob = response.context["mastery"].needing_attention[0]
+    assert [(s.skill_name, s.is_low) for s in bob.skills] == [("Brackets", False)]
+    assert len(heavy_queries(queries)) == 2
+    assert CourseMasterySummary.objects.get().rule["below"] == 0.3
+
+
+def test_a_student_sees_no_summary_and_computes_none(client, school):
+    client.force_login(school["alice"])
+    content = client.get(course_url(school["algebra"])).content.decode()
+    assert "as of" not in content
+    assert not CourseMasterySummary.objects.exists()
