@@ -19,6 +19,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from edu_dl.conf import edu_settings
 from edu_dl.models import Course, Enrollment, MasteryEstimate, ModelVersion, Skill
@@ -65,11 +66,16 @@ class AttentionRule:
         )
 
     def describe(self) -> str:
-        return (
-            f"mastery below {self.below:.0%} after at least {self.min_evidence} answers, or a "
-            f"drop of at least {self.drop * 100:.0f} percentage points over the last "
-            f"{self.window_days} days"
-        )
+        """The rule in words, in the active language."""
+        return gettext(
+            "mastery below %(below)s after at least %(answers)d answers, or a drop of at least "
+            "%(points)s percentage points over the last %(days)d days"
+        ) % {
+            "below": f"{self.below:.0%}",
+            "answers": self.min_evidence,
+            "points": f"{self.drop * 100:.0f}",
+            "days": self.window_days,
+        }
 
     def is_low(self, *, probability: float | None, evidence_count: int) -> bool:
         """Mastery below the threshold with enough answers behind it to trust it."""
@@ -86,14 +92,22 @@ class AttentionRule:
     def reasons(
         self, *, probability: float | None, evidence_count: int, change: float | None
     ) -> tuple[str, ...]:
+        """Why a skill needs attention, in the active language (none: it does not)."""
         reasons = []
         if self.is_low(probability=probability, evidence_count=evidence_count):
             reasons.append(
-                f"mastery {probability:.0%} is below {self.below:.0%} after "
-                f"{evidence_count} answers"
+                gettext("mastery %(mastery)s is below %(below)s after %(answers)d answers")
+                % {
+                    "mastery": f"{probability:.0%}",
+                    "below": f"{self.below:.0%}",
+                    "answers": evidence_count,
+                }
             )
         if self.has_dropped(change=change):
-            reasons.append(f"down {-change * 100:.0f} percentage points in {self.window_days} days")
+            reasons.append(
+                gettext("down %(points)s percentage points in %(days)d days")
+                % {"points": f"{-change * 100:.0f}", "days": self.window_days}
+            )
         return tuple(reasons)
 
 
