@@ -174,7 +174,8 @@ def _finite_number(value: Any) -> bool:
 def epoch_metric_series(run: TrainingRun) -> list[tuple[str, list[tuple[int, float]]]]:
     """The run's per-epoch metrics (``TrainingRun.epoch_metrics``, one dict per finished epoch,
     as the trainers' ``on_epoch`` writes it) as chart series: one per metric, named by its key,
-    in the order the keys first appear, with ``(epoch, value)`` points. Bookkeeping keys
+    by name (PostgreSQL's jsonb does not keep the order the keys were written in), with
+    ``(epoch, value)`` points. Bookkeeping keys
     (epoch number, epoch count, seconds) and values that are not finite numbers are left out."""
     series: dict[str, list[tuple[int, float]]] = {}
     entries = run.epoch_metrics if isinstance(run.epoch_metrics, list) else []
@@ -190,7 +191,7 @@ def epoch_metric_series(run: TrainingRun) -> list[tuple[str, list[tuple[int, flo
             points = series.setdefault(str(key), [])
             if _finite_number(value):
                 points.append((epoch, float(value)))
-    return [(name, points) for name, points in series.items() if points]
+    return [(name, points) for name, points in sorted(series.items()) if points]
 
 
 # --- The model card ------------------------------------------------------------------------------
