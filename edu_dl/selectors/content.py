@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from edu_dl.conf import edu_settings
 from edu_dl.models import (
     Assessment,
     AssessmentItem,
@@ -32,6 +31,7 @@ from edu_dl.models import (
     Submission,
 )
 from edu_dl.selectors.access import UserLike, course_is_staff, items_visible
+from edu_dl.selectors.grading import release_thresholds
 from edu_dl.services.errors import NotFound
 
 GLOBAL_GRADER_SCOPE_KEY = "global"  # the cross-item (cold-start) reference grader
@@ -178,17 +178,10 @@ class ReleasePolicy:
 def release_policy(item: Item) -> ReleasePolicy:
     """The item's release thresholds, or the site's (``EDU_DL``) where it sets none: the rule
     that :mod:`edu_dl.services.grading` applies when it releases a grade."""
+    min_qwk, min_confidence = release_thresholds(item=item)
     return ReleasePolicy(
-        min_qwk=(
-            edu_settings.GRADING_RELEASE_MIN_QWK
-            if item.release_min_qwk is None
-            else item.release_min_qwk
-        ),
-        min_confidence=(
-            edu_settings.GRADING_RELEASE_MIN_CONFIDENCE
-            if item.release_min_confidence is None
-            else item.release_min_confidence
-        ),
+        min_qwk=min_qwk,
+        min_confidence=min_confidence,
         qwk_is_default=item.release_min_qwk is None,
         confidence_is_default=item.release_min_confidence is None,
     )

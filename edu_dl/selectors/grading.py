@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count, Exists, Min, OuterRef, Q, QuerySet
 
+from edu_dl.conf import edu_settings
 from edu_dl.models import Item, ModelKind, ModelVersion, Response, ScopeType
 
 
@@ -148,3 +149,15 @@ def teacher_scores_fingerprint(scores: Iterable[TeacherScores]) -> str:
             digest.update(f"{item.item_id}|{answer.response_id}|{answer.score!r}|".encode())
             digest.update(hashlib.sha256(answer.text.encode()).digest())
     return digest.hexdigest()
+
+
+def release_thresholds(*, item: Item) -> tuple[float, float]:
+    """(minimum validated QWK, minimum confidence) for releasing a model grade of ``item``:
+    the item's own, or the EDU_DL settings where it sets none. Torch-free, so the pages that
+    show the policy read the same rule the grader applies."""
+    min_qwk = item.release_min_qwk
+    min_confidence = item.release_min_confidence
+    return (
+        edu_settings.GRADING_RELEASE_MIN_QWK if min_qwk is None else min_qwk,
+        edu_settings.GRADING_RELEASE_MIN_CONFIDENCE if min_confidence is None else min_confidence,
+    )

@@ -38,6 +38,16 @@ def estimate_method(*, version: int | None, architecture: str = "") -> str:
     return f"model v{version} ({architecture})" if architecture else f"model v{version}"
 
 
+def estimate_method_label(method: str) -> str:
+    """How an estimate was made, for people, in the active language where the words are fixed
+    (the smoothed rate, no estimate); a model's name and version read the same everywhere."""
+    labels = {
+        SMOOTHED_METHOD: gettext("smoothed success rate of the answers (no model yet)"),
+        NO_ESTIMATE_METHOD: gettext("no estimate yet"),
+    }
+    return labels.get(method, method)
+
+
 def _method_of(model_version: ModelVersion | None) -> str:
     if model_version is None:
         return SMOOTHED_METHOD

@@ -24,8 +24,7 @@ from edu_dl.models import Assessment, AssessmentDraft, AssessmentItem, Enrollmen
 from edu_dl.selectors.access import course_role
 from edu_dl.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from edu_dl.services.rule_grading import answer_is_empty, answer_validate
-from edu_dl.services.submissions import _check_open as submissions_check_open
-from edu_dl.services.submissions import submission_create
+from edu_dl.services.submissions import assessment_check_open, submission_create
 
 
 def _require_student(*, student: AbstractBaseUser, assessment: Assessment) -> None:
@@ -85,7 +84,7 @@ def answers_check(*, assessment: Assessment, items: list[Item], answers: Any) ->
 def _check_assessment(*, student: AbstractBaseUser, assessment: Assessment, now: datetime) -> None:
     _require_student(student=student, assessment=assessment)
     # When an assessment takes answers is the submission service's rule; a draft follows it.
-    submissions_check_open(assessment=assessment, now=now)
+    assessment_check_open(assessment=assessment, now=now)
 
 
 @transaction.atomic

@@ -45,9 +45,12 @@ from django.db import OperationalError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from edu_dl.conf import edu_settings
 from edu_dl.models import Item, ModelKind, ModelVersion, Response, ResponseGrade, Submission
-from edu_dl.selectors.grading import item_teacher_scores, responses_rescorable
+from edu_dl.selectors.grading import (
+    item_teacher_scores,
+    release_thresholds,
+    responses_rescorable,
+)
 from edu_dl.services.errors import ApplicationError
 from edu_dl.services.mastery import interaction_record_from_response, mastery_update_enqueue
 from edu_dl.services.model_versions import (
@@ -276,17 +279,6 @@ def _predict(item: Item, grader: _Grader, texts: list[str]) -> list[Any]:
 
 
 # --- The release policy --------------------------------------------------------------------------
-
-
-def release_thresholds(*, item: Item) -> tuple[float, float]:
-    """(minimum validated QWK, minimum confidence) for releasing a model grade of ``item``:
-    the item's own, or the EDU_DL settings where it sets none."""
-    min_qwk = item.release_min_qwk
-    min_confidence = item.release_min_confidence
-    return (
-        edu_settings.GRADING_RELEASE_MIN_QWK if min_qwk is None else min_qwk,
-        edu_settings.GRADING_RELEASE_MIN_CONFIDENCE if min_confidence is None else min_confidence,
-    )
 
 
 def _shown(value: float, threshold: float) -> tuple[str, str]:

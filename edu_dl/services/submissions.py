@@ -129,7 +129,9 @@ def _replayed(*, student: AbstractBaseUser, assessment: Assessment, key: str) ->
     return earlier
 
 
-def _check_open(*, assessment: Assessment, now: datetime) -> None:
+def assessment_check_open(*, assessment: Assessment, now: datetime) -> None:
+    """Refuse an unpublished assessment (not found), one not open yet or one past its due date
+    (conflict): the rule for handing in, and for saving a draft of it."""
     if not assessment.is_published:
         # Students do not see unpublished assessments: say no more than for a missing one.
         raise NotFound("No such assessment.")
@@ -241,7 +243,7 @@ def submission_create(
     earlier = _replayed(student=student, assessment=assessment, key=key)
     if earlier is not None:
         return earlier
-    _check_open(assessment=assessment, now=now)
+    assessment_check_open(assessment=assessment, now=now)
     items = [
         entry.item
         for entry in AssessmentItem.objects.filter(assessment=assessment)

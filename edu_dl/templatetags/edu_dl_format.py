@@ -12,6 +12,8 @@ from typing import Any
 
 from django import template
 
+from edu_dl.selectors.progress import estimate_method_label
+
 register = template.Library()
 
 
@@ -57,3 +59,10 @@ def signed(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return ""
     return f"{round(value, 3):+g}"
+
+
+@register.filter
+def estimate_method(method: Any) -> str:
+    """How a mastery estimate was made, in the reader's language (see
+    :func:`edu_dl.selectors.progress.estimate_method_label`)."""
+    return estimate_method_label(str(method))

@@ -46,9 +46,8 @@ from edu_dl.selectors.portal import (
     student_results,
 )
 from edu_dl.selectors.progress import (
-    NO_ESTIMATE_METHOD,
-    SMOOTHED_METHOD,
     StudentProgress,
+    estimate_method_label,
     student_progress,
 )
 from edu_dl.selectors.submissions import assessment_grades_held
@@ -218,14 +217,6 @@ def _mastery_chart(progress: StudentProgress, history: dict[int, list]) -> LineC
     )
 
 
-def _method_in_words(method: str) -> str:
-    """How an estimate was made, in the reader's language where the words are fixed."""
-    return {
-        SMOOTHED_METHOD: _("smoothed success rate of my answers (no model yet)"),
-        NO_ESTIMATE_METHOD: _("no estimate yet"),
-    }.get(method, method)
-
-
 def _progress_rows(progress: StudentProgress) -> list[dict[str, Any]]:
     """Each skill with its change in whole percentage points, for the trend column."""
     rows = []
@@ -236,7 +227,7 @@ def _progress_rows(progress: StudentProgress) -> list[dict[str, Any]]:
                 "skill": skill,
                 "change_points": points,
                 "change_size": None if points is None else abs(points),
-                "method": _method_in_words(skill.method),
+                "method": estimate_method_label(skill.method),
             }
         )
     return rows
