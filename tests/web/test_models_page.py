@@ -15,6 +15,7 @@ from edu_dl.models import AuditEvent, Course, Enrollment, Item, ModelVersion, Tr
 from edu_dl.services.model_versions import model_version_activate, model_version_create
 from edu_dl.services.scopes import scope_resolve
 from tests.factories import ModelVersionFactory, TrainingRunFactory
+from tests.web.accounts import enroll, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -27,14 +28,6 @@ EPOCHS = [
 
 
 # --- Local helpers -------------------------------------------------------------------------------
-
-
-def make_user(username: str, **fields):
-    return User.objects.create_user(username=username, password="pass-word-1", **fields)
-
-
-def enroll(user, course: Course, role: str = Enrollment.Role.STUDENT) -> Enrollment:
-    return Enrollment.objects.create(user=user, course=course, role=role)
 
 
 def url(name: str, course: Course, **kwargs) -> str:

@@ -29,6 +29,7 @@ from edu_dl.models import (
 from edu_dl.services.class_summary import course_mastery_summary_refresh
 from edu_dl.web.overview import student_page_prefix
 from tests.factories import ModelVersionFactory
+from tests.web.accounts import enroll, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -37,14 +38,6 @@ NOW = timezone.now()
 
 
 # --- Local helpers -------------------------------------------------------------------------------
-
-
-def make_user(username: str, **fields):
-    return User.objects.create_user(username=username, password="pass-word-1", **fields)
-
-
-def enroll(user, course: Course, role: str = Enrollment.Role.STUDENT) -> None:
-    Enrollment.objects.create(user=user, course=course, role=role)
 
 
 def estimate(student, skill: Skill, probability: float, *, evidence: int = 5, days_ago=0.1):

@@ -28,6 +28,7 @@ from edu_dl.models import (
 )
 from edu_dl.services.class_summary import course_mastery_summary_refresh
 from tests.factories import ModelVersionFactory, TrainingRunFactory
+from tests.web.accounts import enroll, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -35,14 +36,6 @@ User = get_user_model()
 
 
 # --- Local helpers -------------------------------------------------------------------------------
-
-
-def make_user(username: str, **fields):
-    return User.objects.create_user(username=username, password="pass-word-1", **fields)
-
-
-def enroll(user, course: Course, role: str = Enrollment.Role.STUDENT) -> Enrollment:
-    return Enrollment.objects.create(user=user, course=course, role=role)
 
 
 def add_students(course: Course, count: int, *, start: int = 0) -> None:

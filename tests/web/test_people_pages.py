@@ -25,6 +25,7 @@ from edu_dl.models import (
     Submission,
 )
 from tests.factories import ModelVersionFactory
+from tests.web.accounts import enroll, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -32,14 +33,6 @@ User = get_user_model()
 
 
 # --- Local helpers -------------------------------------------------------------------------------
-
-
-def make_user(username: str, **fields):
-    return User.objects.create_user(username=username, password="pass-word-1", **fields)
-
-
-def enroll(user, course: Course, role: str = Enrollment.Role.STUDENT) -> Enrollment:
-    return Enrollment.objects.create(user=user, course=course, role=role)
 
 
 def list_url(course: Course) -> str:

@@ -20,6 +20,7 @@ from django.utils import timezone, translation
 
 import edu_dl
 from edu_dl.models import Assessment, AssessmentItem, Course, Enrollment, Item, Response, Submission
+from tests.web.accounts import enroll, make_user
 
 User = get_user_model()
 
@@ -273,14 +274,6 @@ def _english_afterwards():
     """The middleware activates the requested language in this thread: leave it as it was."""
     yield
     translation.deactivate()
-
-
-def make_user(username: str, **fields):
-    return User.objects.create_user(username=username, password="pass-word-1", **fields)
-
-
-def enroll(user, course: Course, role: str = Enrollment.Role.STUDENT) -> Enrollment:
-    return Enrollment.objects.create(user=user, course=course, role=role)
 
 
 @pytest.fixture
