@@ -234,6 +234,25 @@ def review_detail(request: HttpRequest, slug: str, response_id: int) -> HttpResp
     return _render_review(request, course, response_id, item=item)
 
 
+def _after_grading(
+    request: HttpRequest,
+    course: Course,
+    response: Response,
+    graded: Response,
+    *,
+    item: Item | None,
+    state: str,
+) -> HttpResponse:
+    """Where a teacher goes once an answer is graded: (htmx) the updated row; from the queue,
+    back to the same page of it; from an answer's page, on to the next answer waiting."""
+    if request.htmx:
+        return _render_row(request, course, response, item=item, state=state, score=graded.score)
+    messages.success(request, _graded_message(graded))
+    if _back_to_queue(request):
+        return redirect(_queue_url(course, item, request.POST.get("page")))
+    return _to_next_review(request, course, item)
+
+
 @require_POST
 @login_required
 def review_accept(request: HttpRequest, slug: str, response_id: int) -> HttpResponse:
@@ -254,14 +273,7 @@ def review_accept(request: HttpRequest, slug: str, response_id: int) -> HttpResp
         if _back_to_queue(request):
             return redirect(_queue_url(course, item, request.POST.get("page")))
         return redirect(_review_url(course, response.pk, item))
-    if request.htmx:
-        return _render_row(
-            request, course, response, item=item, state="accepted", score=graded.score
-        )
-    messages.success(request, _graded_message(graded))
-    if _back_to_queue(request):
-        return redirect(_queue_url(course, item, request.POST.get("page")))
-    return _to_next_review(request, course, item)
+    return _after_grading(request, course, response, graded, item=item, state="accepted")
 
 
 @require_POST
@@ -284,14 +296,7 @@ def review_override(request: HttpRequest, slug: str, response_id: int) -> HttpRe
         except ApplicationError as error:
             form.add_error(error.field if error.field in form.fields else None, error.message)
         else:
-            if request.htmx:
-                return _render_row(
-                    request, course, response, item=item, state="overridden", score=graded.score
-                )
-            messages.success(request, _graded_message(graded))
-            if _back_to_queue(request):
-                return redirect(_queue_url(course, item, request.POST.get("page")))
-            return _to_next_review(request, course, item)
+            return _after_grading(request, course, response, graded, item=item, state="overridden")
     if request.htmx:
         return _render_row(
             request,
