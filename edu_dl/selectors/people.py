@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
-from django.utils import timezone
+from django.db.models import Prefetch, QuerySet
 
 from edu_dl.models import (
     Course,
@@ -27,7 +26,8 @@ from edu_dl.models import (
     Submission,
 )
 from edu_dl.selectors.access import UserLike, course_is_staff, students_visible
-from edu_dl.selectors.progress import DEFAULT_WINDOW_DAYS, AttentionRule
+from edu_dl.selectors.progress import DEFAULT_WINDOW_DAYS
+from edu_dl.services.class_summary import course_mastery_summary_for_page
 from edu_dl.services.errors import NotFound
 
 # How many of a student's latest suggestions the student page reads (older ones stay stored
@@ -59,49 +59,25 @@ def class_summaries(
     now: datetime | None = None,
 ) -> list[StudentSummary]:
     """A summary line for each of ``students`` (a page of :func:`students_visible`), in their
-    order: overall mastery, how many skills have an estimate and how many need attention, by
-    the same rule as :func:`edu_dl.selectors.progress.student_progress`.
+    order: overall mastery, how many skills have an estimate and how many need attention,
+    read from the course's class summary (:mod:`edu_dl.services.class_summary`, the same
+    figures as the class overview, by the rule of
+    :func:`edu_dl.selectors.progress.student_progress`).
 
-    One query whatever the number of students and skills; course staff only (others get an
-    empty list).
+    One query when the stored summary will do; course staff only (others get an empty list).
     """
     if not course_is_staff(user=viewer, course=course) or not students:
         return []
-    now = now or timezone.now()
-    rule = AttentionRule.from_settings(window_days=window_days)
-    window_start = now - timedelta(days=window_days)
-    baseline = (
-        MasteryEstimate.objects.filter(
-            student=OuterRef("student"), skill=OuterRef("skill"), as_of__lte=window_start
-        )
-        .order_by("-as_of", "-pk")
-        .values("probability")[:1]
-    )
-    rows = (
-        MasteryEstimate.objects.filter(
-            student__in=[student.pk for student in students],
-            skill__course=course,
-            is_current=True,
-        )
-        .annotate(baseline=Subquery(baseline))
-        .values_list("student_id", "probability", "evidence_count", "baseline")
-    )
-    totals: dict[int, list[float]] = {}
-    flagged: dict[int, int] = {}
-    for student_id, probability, evidence_count, start in rows:
-        totals.setdefault(student_id, []).append(probability)
-        change = None if start is None else probability - start
-        if rule.reasons(probability=probability, evidence_count=evidence_count, change=change):
-            flagged[student_id] = flagged.get(student_id, 0) + 1
+    summary, _ = course_mastery_summary_for_page(course=course, window_days=window_days, now=now)
     summaries = []
     for student in students:
-        values = totals.get(student.pk, [])
+        row = summary.students.get(str(student.pk))
         summaries.append(
             StudentSummary(
                 student=student,
-                overall_mastery=sum(values) / len(values) if values else None,
-                skills_estimated=len(values),
-                skills_needing_attention=flagged.get(student.pk, 0),
+                overall_mastery=None if row is None else row["overall"],
+                skills_estimated=0 if row is None else row["estimates"],
+                skills_needing_attention=0 if row is None else row["flagged"],
             )
         )
     return summaries
