@@ -151,6 +151,42 @@ def test_simulate_review_reports_a_curve(tmp_path):
     assert shares == sorted(shares, reverse=True), "releases are final: hand share never grows"
 
 
+@pytest.mark.django_db
+def test_simulation_gates_can_be_set_for_one_run(tmp_path):
+    data = write_csv(tmp_path / "answers.csv", repeats=4)
+    out = tmp_path / "result.json"
+
+    call_command(
+        "evaluate_grader",
+        "--format", "csv", "--data", str(data), "--encoder", "",
+        "--simulate-review", "--review-batch", "12",
+        "--release-min-qwk", "0", "--release-min-confidence", "0",
+        "--json", str(out),
+        stdout=io.StringIO(), stderr=io.StringIO(),
+    )  # fmt: skip
+
+    result = json.loads(out.read_text())
+    assert result["release_min_qwk"] == 0.0
+    assert result["release_min_confidence"] == 0.0
+    # With both gates open every waiting answer is released once a grader exists.
+    assert result["review_curve"][-1]["hand_share"] < 1.0
+    assert all(item["released_share"] > 0 for item in result["review_items"])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("flag", ["--release-min-qwk", "--release-min-confidence"])
+def test_simulation_gates_outside_zero_to_one_are_refused(tmp_path, flag):
+    data = write_csv(tmp_path / "answers.csv", repeats=4)
+
+    with pytest.raises(CommandError, match=f"{flag} must be between 0 and 1, not 1.5"):
+        call_command(
+            "evaluate_grader",
+            "--format", "csv", "--data", str(data), "--encoder", "",
+            "--simulate-review", flag, "1.5",
+            stdout=io.StringIO(), stderr=io.StringIO(),
+        )  # fmt: skip
+
+
 def test_simulation_with_an_unreachable_bar_leaves_everything_to_the_teacher(tmp_path):
     rows = read_graded_csv(write_csv(tmp_path / "answers.csv", repeats=4))
 

@@ -42,6 +42,20 @@ class Command(BaseCommand):
             "(default: EDU_DL GRADING_RETRAIN_AFTER_TEACHER_SCORES)",
         )
         parser.add_argument(
+            "--release-min-qwk",
+            type=float,
+            default=None,
+            help="the simulation's release gate on a grader's validated QWK "
+            "(default: EDU_DL GRADING_RELEASE_MIN_QWK)",
+        )
+        parser.add_argument(
+            "--release-min-confidence",
+            type=float,
+            default=None,
+            help="the simulation's release gate on a score's confidence "
+            "(default: EDU_DL GRADING_RELEASE_MIN_CONFIDENCE)",
+        )
+        parser.add_argument(
             "--predictions", default=None, help="write one csv row per test response"
         )
         parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default=None)
@@ -183,13 +197,24 @@ class Command(BaseCommand):
             batch = options["review_batch"] or edu_settings.GRADING_RETRAIN_AFTER_TEACHER_SCORES
             if batch < 1:
                 raise CommandError("--review-batch must be at least 1")
+            gates = {}
+            for flag, setting in (
+                ("release_min_qwk", "GRADING_RELEASE_MIN_QWK"),
+                ("release_min_confidence", "GRADING_RELEASE_MIN_CONFIDENCE"),
+            ):
+                value = options[flag]
+                value = getattr(edu_settings, setting) if value is None else value
+                if not 0.0 <= value <= 1.0:
+                    name = "--" + flag.replace("_", "-")
+                    raise CommandError(f"{name} must be between 0 and 1, not {value}")
+                gates[flag] = value
             pool = next(iter(datasets.values()))
             output.update(
                 evaluation.simulate_review(
                     pool,
                     batch=batch,
-                    min_qwk=edu_settings.GRADING_RELEASE_MIN_QWK,
-                    min_confidence=edu_settings.GRADING_RELEASE_MIN_CONFIDENCE,
+                    min_qwk=gates["release_min_qwk"],
+                    min_confidence=gates["release_min_confidence"],
                     encoder=cached,
                     seed=options["seed"],
                     log=log,
