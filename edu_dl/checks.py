@@ -91,7 +91,7 @@ def check_edu_dl_settings(app_configs=None, **kwargs) -> list[Error]:
                     id="edu_dl.E005",
                 )
             )
-    for name in ("TORCH_THREADS", "MASTERY_SUMMARY_MAX_LAG_S"):
+    for name in ("TORCH_THREADS", "MASTERY_SUMMARY_MAX_LAG_S", "GRADING_COLD_START_UNTIL"):
         value = merged[name]
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             errors.append(

@@ -123,6 +123,8 @@ def test_the_default_settings_pass_the_checks():
         ({"GRADING_MAX_ANSWER_CHARS": 0}, "edu_dl.E005"),
         ({"GRADING_MAX_ANSWER_CHARS": 2000.0}, "edu_dl.E005"),
         ({"GRADING_RETRAIN_AFTER_TEACHER_SCORES": -5}, "edu_dl.E005"),
+        ({"GRADING_COLD_START_UNTIL": -1}, "edu_dl.E005"),
+        ({"GRADING_COLD_START_UNTIL": 7.5}, "edu_dl.E005"),
         ({"GRADING_RELEASE_MIN_QWK": 1.01}, "edu_dl.E005"),
         ({"GRADING_RELEASE_MIN_QWK": -0.1}, "edu_dl.E005"),
         ({"GRADING_RELEASE_MIN_CONFIDENCE": "0.9"}, "edu_dl.E005"),

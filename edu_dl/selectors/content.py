@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
+from edu_dl.conf import edu_settings
+from edu_dl.ml.grading.policy import cold_start_preferred
 from edu_dl.models import (
     Assessment,
     AssessmentItem,
@@ -137,9 +139,26 @@ def item_gradings(*, user: UserLike, course: Course, items: Sequence[Item]) -> l
             scope_key__in=[item_scope_key(item.pk) for item in model_graded],
         )
     }
+
+    def own_grader(item: Item, *, reference_exists: bool) -> ModelVersion | None:
+        """The item's own active grader, unless the cold-start grader scores its answers
+        instead (the rule of the grading service)."""
+        own = active.get(item_scope_key(item.pk))
+        if own is None:
+            return None
+        trained_on = own.metrics.get("n_train")
+        if isinstance(trained_on, int) and cold_start_preferred(
+            item_scored=trained_on,
+            has_reference=bool(item.reference_answer.strip()),
+            cold_start_available=reference_exists,
+            until=edu_settings.GRADING_COLD_START_UNTIL,
+        ):
+            return None
+        return own
+
     reference = None
     if any(
-        item_scope_key(item.pk) not in active and item.reference_answer.strip()
+        item.reference_answer.strip() and own_grader(item, reference_exists=True) is None
         for item in model_graded
     ):
         reference = ModelVersion.objects.filter(
@@ -151,7 +170,7 @@ def item_gradings(*, user: UserLike, course: Course, items: Sequence[Item]) -> l
     for item in items:
         if item.kind not in Item.MODEL_GRADED_KINDS or item.course_id != course.pk:
             gradings.append(ItemGrading(item=item))
-        elif (own := active.get(item_scope_key(item.pk))) is not None:
+        elif (own := own_grader(item, reference_exists=reference is not None)) is not None:
             gradings.append(ItemGrading(item=item, grader=own))
         elif reference is not None and item.reference_answer.strip():
             gradings.append(ItemGrading(item=item, grader=reference, is_reference_grader=True))

@@ -116,10 +116,13 @@ def responses_rescorable(responses: QuerySet[Response] | None = None) -> QuerySe
 
 def cold_start_items_with_rescorable_answers(*, limit: int) -> list[int]:
     """Ids of the items that the cold-start reference grader scores (model-graded, with a
-    reference answer, no active grader of their own) and that have rescorable answers (see
+    reference answer, and no active grader of their own or one learnt from fewer than
+    EDU_DL GRADING_COLD_START_UNTIL teacher scores) and that have rescorable answers (see
     :func:`responses_rescorable`); the items whose answers have waited longest first, at most
     ``limit``."""
     own_grader = ModelVersion.objects.filter(
+        Q(metrics__n_train__isnull=True)
+        | Q(metrics__n_train__gte=edu_settings.GRADING_COLD_START_UNTIL),
         kind=ModelKind.GRADER,
         scope_type=ScopeType.ITEM,
         status=ModelVersion.Status.ACTIVE,

@@ -5,6 +5,8 @@ The flow of :func:`responses_grade_by_model`, per item of the responses it is gi
     the item's active grader (scope item)                      ─┐
     or else, when the item has a reference answer,              ├─► one prediction per answer
       the active cold-start reference grader (scope global)    ─┘   (score, confidence, why)
+      (also while the item's own grader learnt from fewer than
+      EDU_DL GRADING_COLD_START_UNTIL teacher scores)
     neither, or it cannot run here ─► needs_review ("no trained grader for this item yet" ...)
 
     release policy (edu_dl.ml.grading.policy.release_allowed: the version's validated QWK and
@@ -45,6 +47,7 @@ from django.db import OperationalError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from edu_dl.conf import edu_settings
 from edu_dl.models import Item, ModelKind, ModelVersion, Response, ResponseGrade, Submission
 from edu_dl.selectors.grading import (
     item_teacher_scores,
@@ -196,21 +199,43 @@ def _load(scope_key: str, label: str) -> tuple[ModelVersion, Any]:
 
 
 def _grader_for(item: Item) -> _Grader:
-    """The grader that scores ``item``'s answers here, or :class:`_CannotGrade`."""
+    """The grader that scores ``item``'s answers here, or :class:`_CannotGrade`: the item's
+    own grader, or the cold-start grader while the item's own is missing or has learnt from
+    too few teacher scores (EDU_DL GRADING_COLD_START_UNTIL) and the item has a model answer."""
+    from edu_dl.ml.grading.policy import cold_start_preferred
+
     scope_key = f"item:{item.pk}"
-    if model_version_active(kind=ModelKind.GRADER, scope_key=scope_key) is not None:
-        version, grader = _load(scope_key, "item grader")
-        encoder = _encoder_for(grader)
-        return _Grader(
-            version=version,
-            label="item grader",
-            predict=lambda texts: grader.grade(texts, encoder=encoder, explain=True),
-        )
-    reference_answer = item.reference_answer.strip()
-    if not reference_answer or (
-        model_version_active(kind=ModelKind.GRADER, scope_key=GLOBAL_SCOPE_KEY) is None
-    ):
+    own = model_version_active(kind=ModelKind.GRADER, scope_key=scope_key)
+    has_reference = bool(item.reference_answer.strip())
+    cold_start = (
+        has_reference
+        and model_version_active(kind=ModelKind.GRADER, scope_key=GLOBAL_SCOPE_KEY) is not None
+    )
+    if own is not None:
+        trained_on = own.metrics.get("n_train")
+        if not isinstance(trained_on, int) or not cold_start_preferred(
+            item_scored=trained_on,
+            has_reference=has_reference,
+            cold_start_available=cold_start,
+            until=edu_settings.GRADING_COLD_START_UNTIL,
+        ):
+            return _item_grader(scope_key)
+    if not cold_start:
         raise _CannotGrade(REASON_NO_GRADER)
+    return _cold_start_grader(item)
+
+
+def _item_grader(scope_key: str) -> _Grader:
+    version, grader = _load(scope_key, "item grader")
+    encoder = _encoder_for(grader)
+    return _Grader(
+        version=version,
+        label="item grader",
+        predict=lambda texts: grader.grade(texts, encoder=encoder, explain=True),
+    )
+
+
+def _cold_start_grader(item: Item) -> _Grader:
     from edu_dl.ml.grading.pipeline import score_levels
 
     version, grader = _load(GLOBAL_SCOPE_KEY, "cold-start reference grader")

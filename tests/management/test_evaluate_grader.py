@@ -113,6 +113,39 @@ def test_seen_items_writes_figures_and_one_prediction_per_test_row(tmp_path):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(("until", "grader"), [(None, "cold-start"), ("0", "item")])
+def test_seen_items_with_few_training_rows_are_scored_as_production_would(tmp_path, until, grader):
+    # About 18 training rows an item, each with a reference answer: below the default
+    # GRADING_COLD_START_UNTIL the cold-start grader scores them; with 0, their own graders.
+    data = write_csv(tmp_path / "answers.csv", repeats=3)
+    out = tmp_path / "result.json"
+    flags = [] if until is None else ["--cold-start-until", until]
+
+    call_command(
+        "evaluate_grader",
+        "--format", "csv", "--data", str(data), "--encoder", "", *flags, "--json", str(out),
+        stdout=io.StringIO(), stderr=io.StringIO(),
+    )  # fmt: skip
+
+    result = json.loads(out.read_text())
+    assert result["cold_start_until"] == (75 if until is None else 0)
+    assert {i["grader"] for i in result["items"]} == {grader}
+
+
+@pytest.mark.django_db
+def test_a_negative_cold_start_count_is_refused(tmp_path):
+    data = write_csv(tmp_path / "answers.csv")
+
+    with pytest.raises(CommandError, match="--cold-start-until must be 0 or more, not -1"):
+        call_command(
+            "evaluate_grader",
+            "--format", "csv", "--data", str(data), "--encoder", "",
+            "--cold-start-until", "-1",
+            stdout=io.StringIO(), stderr=io.StringIO(),
+        )  # fmt: skip
+
+
+@pytest.mark.django_db
 def test_unseen_items_scores_held_out_items_from_their_reference_answer(tmp_path):
     data = write_csv(tmp_path / "answers.csv", test_items=("cells",), repeats=4)
     out = tmp_path / "result.json"

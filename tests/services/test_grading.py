@@ -368,6 +368,42 @@ def test_the_cold_start_reference_grader_scores_an_item_without_its_own_grader(
     assert response_visible_score(response=response, viewer=student) == expected.score
 
 
+@pytest.mark.parametrize(
+    ("until", "reference_answer", "expected"),
+    [
+        # 30 teacher scores: too few for the item's own grader while a model answer exists.
+        (75, PHOTOSYNTHESIS_REFERENCE, "cold-start reference grader"),
+        (30, PHOTOSYNTHESIS_REFERENCE, "item grader"),
+        (0, PHOTOSYNTHESIS_REFERENCE, "item grader"),
+        # Without a model answer the cold-start grader has nothing to compare with.
+        (75, "", "item grader"),
+    ],
+)
+def test_an_item_grader_learnt_from_few_scores_gives_way_to_the_cold_start_grader(
+    grader,
+    reference_grader,
+    sent,
+    settings,
+    django_capture_on_commit_callbacks,
+    until,
+    reference_answer,
+    expected,
+):
+    settings.EDU_DL = {**settings.EDU_DL, "GRADING_COLD_START_UNTIL": until}
+    quiz = photosynthesis_quiz(reference_answer=reference_answer)
+    own = activate_grader(grader, item=quiz.items[0])
+    cold = activate_grader(reference_grader)
+    assert own.metrics["n_train"] == 30
+    _, response = submitted(quiz)
+
+    grade([response.pk], django_capture_on_commit_callbacks)
+
+    response.refresh_from_db()
+    assert response.explanation["model"]["kind"] == expected
+    assert response.model_version == (cold if expected.startswith("cold") else own)
+    assert ResponseGrade.objects.get(response=response).model_version == response.model_version
+
+
 def test_the_task_grades_through_the_service(grader, sent, django_capture_on_commit_callbacks):
     quiz = photosynthesis_quiz(release_min_qwk=0.5, release_min_confidence=0.5)
     activate_grader(grader, item=quiz.items[0])
@@ -576,9 +612,19 @@ def test_a_rollback_of_an_items_grader_sends_its_waiting_answers_to_be_rescored(
     assert sent == [(RESCORE_TASK, [item.pk])]
 
 
+@pytest.mark.parametrize("own_grader_established", [True, False])
 def test_the_cold_start_grader_rescores_the_waiting_answers_of_the_items_it_grades(
-    grader, reference_grader, sent, django_capture_on_commit_callbacks
+    grader,
+    reference_grader,
+    sent,
+    settings,
+    django_capture_on_commit_callbacks,
+    own_grader_established,
 ):
+    # The item grader below learnt from 30 teacher scores: established when the setting asks
+    # for 30, and otherwise still behind the cold-start grader, which then rescores its item too.
+    until = 30 if own_grader_established else 75
+    settings.EDU_DL = {**settings.EDU_DL, "GRADING_COLD_START_UNTIL": until}
     quiz = make_quiz(
         items=[
             {
@@ -618,7 +664,8 @@ def test_the_cold_start_grader_rescores_the_waiting_answers_of_the_items_it_grad
 
     with django_capture_on_commit_callbacks(execute=True):
         version = activate_grader(reference_grader)
-    assert sent == [(RESCORE_TASK, [cold_start.pk])]
+    rescored = [cold_start] if own_grader_established else [cold_start, own_grader]
+    assert sent == [(RESCORE_TASK, [item.pk]) for item in rescored]
     sent.clear()
     count = rescore(cold_start, django_capture_on_commit_callbacks)
 

@@ -15,6 +15,7 @@ from django.urls import reverse
 from edu_dl.models import (
     Enrollment,
     Item,
+    ModelVersion,
     Resource,
     ResourceSkill,
     Response,
@@ -360,6 +361,21 @@ def test_the_items_list_shows_kind_skills_scale_and_grading(client, school):
         "<td>Numeric</td>\n      <td>Adding</td>\n      <td>2</td>\n      <td>Rule</td>" in content
     )
     assert "5 items, in the order they were created" in content
+
+
+@pytest.mark.parametrize(("trained_on", "shown"), [(30, (5, True)), (200, (2, False))])
+def test_the_items_list_names_the_grader_that_scores_the_answers(client, school, trained_on, shown):
+    # An item's own grader learnt from fewer teacher scores than GRADING_COLD_START_UNTIL
+    # leaves its answers to the cold-start grader (the grading service's rule): the page says so.
+    own = ModelVersion.objects.get(scope_key=f"item:{school['essay'].pk}")
+    own.metrics = {**own.metrics, "n_train": trained_on}
+    own.save(update_fields=["metrics"])
+    client.force_login(school["teacher"])
+
+    response = client.get(url("content_items", school["algebra"]))
+
+    (essay,) = [g for g in response.context["gradings"] if g.item == school["essay"]]
+    assert (essay.grader.version, essay.is_reference_grader) == shown
 
 
 def test_the_items_list_has_fifty_items_a_page(client, school):

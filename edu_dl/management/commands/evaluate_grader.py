@@ -42,6 +42,13 @@ class Command(BaseCommand):
             "(default: EDU_DL GRADING_RETRAIN_AFTER_TEACHER_SCORES)",
         )
         parser.add_argument(
+            "--cold-start-until",
+            type=int,
+            default=None,
+            help="items with a reference answer and fewer training rows than this are scored "
+            "by the cold-start grader (default: EDU_DL GRADING_COLD_START_UNTIL)",
+        )
+        parser.add_argument(
             "--release-min-qwk",
             type=float,
             default=None,
@@ -99,6 +106,12 @@ class Command(BaseCommand):
         except EncoderUnavailable as error:
             raise CommandError(str(error)) from None
         cached = evaluation.CachedEncoder(encoder) if encoder is not None else None
+
+        cold_start_until = options["cold_start_until"]
+        if cold_start_until is None:
+            cold_start_until = edu_settings.GRADING_COLD_START_UNTIL
+        if cold_start_until < 0:
+            raise CommandError(f"--cold-start-until must be 0 or more, not {cold_start_until}")
 
         fmt = options["format"]
         try:
@@ -159,7 +172,11 @@ class Command(BaseCommand):
                         except ValueError as error:
                             log(f"no cold-start grader: {error}")
                     result = evaluation.evaluate_seen_items(
-                        rows, encoder=cached, fallback=fallback, log=log
+                        rows,
+                        encoder=cached,
+                        fallback=fallback,
+                        cold_start_until=cold_start_until,
+                        log=log,
                     )
                 folds_out.append(
                     {
@@ -181,6 +198,8 @@ class Command(BaseCommand):
             "protocol": options["protocol"],
             "encoder": encoder_name or None,
         }
+        if options["protocol"] == "seen-items":
+            output["cold_start_until"] = cold_start_until
         if fmt == "asap-aes":
             output["folds"] = folds_out
         else:

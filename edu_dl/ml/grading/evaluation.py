@@ -24,7 +24,7 @@ from edu_dl.ml.grading.pipeline import (
     score_levels,
     train_grader,
 )
-from edu_dl.ml.grading.policy import release_allowed, review_priority
+from edu_dl.ml.grading.policy import cold_start_preferred, release_allowed, review_priority
 from edu_dl.ml.grading.scorer import levels_of
 from edu_dl.ml.metrics import expected_calibration_error, quadratic_weighted_kappa
 
@@ -92,12 +92,19 @@ def item_figures(item_id: str, rows: list[GradedText], predictions: list[Predict
 
 
 def evaluate_seen_items(
-    rows: list[GradedText], *, encoder=None, fallback=None, log: Log = lambda _: None
+    rows: list[GradedText],
+    *,
+    encoder=None,
+    fallback=None,
+    cold_start_until: int = 0,
+    log: Log = lambda _: None,
 ) -> EvaluationResult:
     """Per item: train on its ``train`` (and ``dev``) rows, score its ``test`` rows.
 
-    Items with too few training rows are scored by ``fallback`` (the cold-start grader), as
-    production does; without one they are reported as not scored.
+    As production does, an item is scored by ``fallback`` (the cold-start grader) when it has
+    too few training rows for a grader of its own, or when it has a reference answer and fewer
+    than ``cold_start_until`` training rows; without a fallback such items get their own
+    grader if they can, and are otherwise reported as not scored.
     """
     result = EvaluationResult()
     for item_id, item_rows in items_of(rows).items():
@@ -106,7 +113,13 @@ def evaluate_seen_items(
         if not test:
             continue
         started = time.perf_counter()
-        if len(train) >= MIN_SCORED_RESPONSES:
+        use_fallback = fallback is not None and cold_start_preferred(
+            item_scored=len(train) if len(train) >= MIN_SCORED_RESPONSES else None,
+            has_reference=bool(test[0].reference_answer.strip()),
+            cold_start_available=True,
+            until=cold_start_until,
+        )
+        if len(train) >= MIN_SCORED_RESPONSES and not use_fallback:
             grader = train_grader(
                 [r.response for r in train],
                 [r.score for r in train],

@@ -33,3 +33,18 @@ def review_priority(*, confidence: float | None, nearest_similarity: float | Non
     uncertainty = 1.0 if confidence is None else 1.0 - max(0.0, min(1.0, confidence))
     novelty = 1.0 if nearest_similarity is None else 1.0 - max(0.0, min(1.0, nearest_similarity))
     return round(0.75 * uncertainty + 0.25 * novelty, 6)
+
+
+def cold_start_preferred(
+    *, item_scored: int | None, has_reference: bool, cold_start_available: bool, until: int
+) -> bool:
+    """Whether an item's answers are scored by the cold-start grader rather than its own.
+
+    Its own grader has learnt from ``item_scored`` teacher scores (None: it has none). With
+    few of them it knows little of the item's answers, while the cold-start grader, learnt on
+    many other items, compares each answer with the item's model answer; so an item that has
+    a model answer keeps the cold-start grader until its own learnt from ``until`` scores.
+    """
+    if not (has_reference and cold_start_available):
+        return False
+    return item_scored is None or item_scored < until
