@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from edu_dl.conf import edu_settings
-from edu_dl.ml.grading.policy import cold_start_preferred
 from edu_dl.models import (
     Assessment,
     AssessmentItem,
@@ -33,7 +31,7 @@ from edu_dl.models import (
     Submission,
 )
 from edu_dl.selectors.access import UserLike, course_is_staff, items_visible
-from edu_dl.selectors.grading import release_thresholds
+from edu_dl.selectors.grading import item_grader_yields_to_cold_start, release_thresholds
 from edu_dl.services.errors import NotFound
 
 GLOBAL_GRADER_SCOPE_KEY = "global"  # the cross-item (cold-start) reference grader
@@ -144,14 +142,8 @@ def item_gradings(*, user: UserLike, course: Course, items: Sequence[Item]) -> l
         """The item's own active grader, unless the cold-start grader scores its answers
         instead (the rule of the grading service)."""
         own = active.get(item_scope_key(item.pk))
-        if own is None:
-            return None
-        trained_on = own.metrics.get("n_train")
-        if isinstance(trained_on, int) and cold_start_preferred(
-            item_scored=trained_on,
-            has_reference=bool(item.reference_answer.strip()),
-            cold_start_available=reference_exists,
-            until=edu_settings.GRADING_COLD_START_UNTIL,
+        if own is None or item_grader_yields_to_cold_start(
+            own=own, item=item, cold_start_available=reference_exists
         ):
             return None
         return own

@@ -114,6 +114,24 @@ def responses_rescorable(responses: QuerySet[Response] | None = None) -> QuerySe
     )
 
 
+def item_grader_yields_to_cold_start(
+    *, own: ModelVersion, item: Item, cold_start_available: bool
+) -> bool:
+    """Whether ``item``'s answers go to the cold-start grader although ``own``, the item's
+    active grader, exists: it learnt from fewer than EDU_DL GRADING_COLD_START_UNTIL teacher
+    scores, the item has a model answer and a cold-start grader is active. A grader that does
+    not say how many scores it learnt from keeps its item."""
+    from edu_dl.ml.grading.policy import cold_start_preferred
+
+    trained_on = own.metrics.get("n_train")
+    return isinstance(trained_on, int) and cold_start_preferred(
+        item_scored=trained_on,
+        has_reference=bool(item.reference_answer.strip()),
+        cold_start_available=cold_start_available,
+        until=edu_settings.GRADING_COLD_START_UNTIL,
+    )
+
+
 def cold_start_items_with_rescorable_answers(*, limit: int) -> list[int]:
     """Ids of the items that the cold-start reference grader scores (model-graded, with a
     reference answer, and no active grader of their own or one learnt from fewer than

@@ -47,9 +47,9 @@ from django.db import OperationalError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from edu_dl.conf import edu_settings
 from edu_dl.models import Item, ModelKind, ModelVersion, Response, ResponseGrade, Submission
 from edu_dl.selectors.grading import (
+    item_grader_yields_to_cold_start,
     item_teacher_scores,
     release_thresholds,
     responses_rescorable,
@@ -202,24 +202,16 @@ def _grader_for(item: Item) -> _Grader:
     """The grader that scores ``item``'s answers here, or :class:`_CannotGrade`: the item's
     own grader, or the cold-start grader while the item's own is missing or has learnt from
     too few teacher scores (EDU_DL GRADING_COLD_START_UNTIL) and the item has a model answer."""
-    from edu_dl.ml.grading.policy import cold_start_preferred
-
     scope_key = f"item:{item.pk}"
     own = model_version_active(kind=ModelKind.GRADER, scope_key=scope_key)
-    has_reference = bool(item.reference_answer.strip())
     cold_start = (
-        has_reference
+        bool(item.reference_answer.strip())
         and model_version_active(kind=ModelKind.GRADER, scope_key=GLOBAL_SCOPE_KEY) is not None
     )
-    if own is not None:
-        trained_on = own.metrics.get("n_train")
-        if not isinstance(trained_on, int) or not cold_start_preferred(
-            item_scored=trained_on,
-            has_reference=has_reference,
-            cold_start_available=cold_start,
-            until=edu_settings.GRADING_COLD_START_UNTIL,
-        ):
-            return _item_grader(scope_key)
+    if own is not None and not item_grader_yields_to_cold_start(
+        own=own, item=item, cold_start_available=cold_start
+    ):
+        return _item_grader(scope_key)
     if not cold_start:
         raise _CannotGrade(REASON_NO_GRADER)
     return _cold_start_grader(item)

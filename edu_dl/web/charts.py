@@ -112,25 +112,32 @@ class PlotSeries:
         )
 
 
-@dataclass(frozen=True)
-class LineChart:
+@dataclass(frozen=True, kw_only=True)
+class _Chart:
+    """What every chart has: its names, its y axis and the frame it is drawn in (the template
+    ``edu_dl/charts/_frame.html`` draws these; a kind of chart adds its marks)."""
+
     chart_id: str
     title: str
     description: str
     x_label: str
     y_label: str
-    series: list[PlotSeries]
-    x_ticks: list[Tick]
     y_ticks: list[Tick]
-    # The table under the drawing: one row per x value, one column per series.
-    table_header: list[str]
-    table_rows: list[list[str]]
     width: int = WIDTH
     height: int = HEIGHT
     plot_left: int = MARGIN_LEFT
     plot_right: int = WIDTH - MARGIN_RIGHT
     plot_top: int = MARGIN_TOP
     plot_bottom: int = HEIGHT - MARGIN_BOTTOM
+
+
+@dataclass(frozen=True, kw_only=True)
+class LineChart(_Chart):
+    series: list[PlotSeries]
+    x_ticks: list[Tick]
+    # The table under the drawing: one row per x value, one column per series.
+    table_header: list[str]
+    table_rows: list[list[str]]
     template: str = field(default="edu_dl/charts/line.html")
 
     @property
@@ -271,22 +278,10 @@ class PlotBar:
         return self.x + self.width / 2
 
 
-@dataclass(frozen=True)
-class BarChart:
-    chart_id: str
-    title: str
-    description: str
-    x_label: str
-    y_label: str
+@dataclass(frozen=True, kw_only=True)
+class BarChart(_Chart):
     bars: list[PlotBar]
-    y_ticks: list[Tick]
     colour: str
-    width: int = WIDTH
-    height: int = HEIGHT
-    plot_left: int = MARGIN_LEFT
-    plot_right: int = WIDTH - MARGIN_RIGHT
-    plot_top: int = MARGIN_TOP
-    plot_bottom: int = HEIGHT - MARGIN_BOTTOM
     template: str = field(default="edu_dl/charts/bar.html")
 
     @property
