@@ -372,11 +372,11 @@ def test_the_cold_start_reference_grader_scores_an_item_without_its_own_grader(
     ("until", "reference_answer", "expected"),
     [
         # 30 teacher scores: too few for the item's own grader while a model answer exists.
-        (75, PHOTOSYNTHESIS_REFERENCE, "cold-start reference grader"),
+        (50, PHOTOSYNTHESIS_REFERENCE, "cold-start reference grader"),
         (30, PHOTOSYNTHESIS_REFERENCE, "item grader"),
         (0, PHOTOSYNTHESIS_REFERENCE, "item grader"),
         # Without a model answer the cold-start grader has nothing to compare with.
-        (75, "", "item grader"),
+        (50, "", "item grader"),
     ],
 )
 def test_an_item_grader_learnt_from_few_scores_gives_way_to_the_cold_start_grader(
@@ -623,7 +623,7 @@ def test_the_cold_start_grader_rescores_the_waiting_answers_of_the_items_it_grad
 ):
     # The item grader below learnt from 30 teacher scores: established when the setting asks
     # for 30, and otherwise still behind the cold-start grader, which then rescores its item too.
-    until = 30 if own_grader_established else 75
+    until = 30 if own_grader_established else 50
     settings.EDU_DL = {**settings.EDU_DL, "GRADING_COLD_START_UNTIL": until}
     quiz = make_quiz(
         items=[

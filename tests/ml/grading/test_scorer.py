@@ -11,7 +11,7 @@ from edu_dl.ml.grading.pipeline import (
     train_grader,
 )
 from edu_dl.ml.grading.policy import release_allowed, review_priority
-from edu_dl.ml.grading.scorer import ItemScorer, fit_thresholds
+from edu_dl.ml.grading.scorer import ItemScorer, ScorerConfig, fit_item_scorer, fit_thresholds
 from edu_dl.ml.metrics import expected_calibration_error, quadratic_weighted_kappa
 from edu_dl.ml.registry import build_model, model_names
 
@@ -77,6 +77,21 @@ def test_trained_grader_ranks_good_answers_above_wrong_ones():
     assert all(0.0 <= p.confidence <= 1.0 for p in predictions)
     assert grader.metrics["validated_qwk"] > 0.8
     assert grader.metrics["n_train"] == len(texts)
+
+
+@pytest.mark.parametrize(("min_for_view_search", "searched"), [(150, False), (10, True)])
+def test_view_weights_are_searched_only_with_enough_answers(min_for_view_search, searched):
+    texts, scores = make_answers()  # 48 answers
+    config = ScorerConfig(min_for_view_search=min_for_view_search)
+
+    _, report = fit_item_scorer(texts, scores, min_score=0, max_score=2, n_levels=3, config=config)
+
+    # The equal mix is always tried first; with too few answers it is the only one.
+    assert report.search[0]["weights"] == dict.fromkeys(report.view_weights, 1.0)
+    assert (len(report.search) > 1) is searched
+    if not searched:
+        assert report.view_weights == dict.fromkeys(report.view_weights, 1.0)
+        assert report.ridge in config.ridge_grid
 
 
 def test_explanation_names_similar_scored_answers_and_phrases():
