@@ -113,13 +113,13 @@ def evaluate_seen_items(
         if not test:
             continue
         started = time.perf_counter()
-        use_fallback = fallback is not None and cold_start_preferred(
-            item_scored=len(train) if len(train) >= MIN_SCORED_RESPONSES else None,
+        own_grader = len(train) >= MIN_SCORED_RESPONSES and not cold_start_preferred(
+            item_scored=len(train),
             has_reference=bool(test[0].reference_answer.strip()),
-            cold_start_available=True,
+            cold_start_available=fallback is not None,
             until=cold_start_until,
         )
-        if len(train) >= MIN_SCORED_RESPONSES and not use_fallback:
+        if own_grader:
             grader = train_grader(
                 [r.response for r in train],
                 [r.score for r in train],
