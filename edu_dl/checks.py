@@ -1,9 +1,9 @@
 """System checks for the ``EDU_DL`` settings dict (``manage.py check``; also run by workers).
 
 Ids: E001 not a dict, E002 unknown option, E003 DEVICE, E004 ARTIFACT_STORAGE,
-E005 a number out of range (counts, thread counts, fractions, thresholds), E006 time limits in the
-wrong order, E007 KT_MODEL unknown, E008 GRADING_ENCODER not a text, E009 RECOMMENDER_BAND not a
-band (two numbers 0 <= low < high <= 1).
+E005 a number out of range (counts, thread counts, fractions, thresholds, the regex time limit),
+E006 time limits in the wrong order, E007 KT_MODEL unknown, E008 GRADING_ENCODER not a text,
+E009 RECOMMENDER_BAND not a band (two numbers 0 <= low < high <= 1).
 """
 
 from __future__ import annotations
@@ -40,6 +40,10 @@ THRESHOLDS = (
     "GRADING_RELEASE_MIN_QWK",
     "GRADING_RELEASE_MIN_CONFIDENCE",
 )
+# The most GRADING_REGEX_TIMEOUT_S may be, in seconds: a regular expression is matched while a
+# student's request waits, and the regex package takes a limit far above this (from some 1e13
+# seconds) as already passed, which would send every answer to the review queue.
+REGEX_TIMEOUT_MAX_S = 60
 # The knowledge-tracing models registered in edu_dl.ml (named here so checks need no torch;
 # tests/ml/kt/test_models.py holds the two lists equal).
 KT_MODELS = ("akt", "dkt", "dkt-rasch")
@@ -101,6 +105,21 @@ def check_edu_dl_settings(app_configs=None, **kwargs) -> list[Error]:
                     id="edu_dl.E005",
                 )
             )
+    regex_timeout = merged["GRADING_REGEX_TIMEOUT_S"]
+    if (
+        isinstance(regex_timeout, bool)
+        or not isinstance(regex_timeout, int | float)
+        or not 0 < regex_timeout <= REGEX_TIMEOUT_MAX_S
+    ):
+        errors.append(
+            Error(
+                "settings.EDU_DL['GRADING_REGEX_TIMEOUT_S'] must be a number of seconds above 0 "
+                f"and at most {REGEX_TIMEOUT_MAX_S} (e.g. 0.1), not {regex_timeout!r}.",
+                hint="It bounds how long one answer is checked against a regular-expression "
+                "answer key while the student waits; past it the answer goes to the review queue.",
+                id="edu_dl.E005",
+            )
+        )
     share = merged["KT_VALIDATION_SHARE"]
     if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share < 1:
         errors.append(

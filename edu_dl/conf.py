@@ -51,6 +51,11 @@ DEFAULTS: dict[str, Any] = {
     # The longest answer a student may submit to one item, in characters (an essay of some
     # 3000 words); a longer one is refused before anything is written.
     "GRADING_MAX_ANSWER_CHARS": 20000,
+    # The longest a teacher's regular-expression answer key may take to check one answer, in
+    # seconds (above 0, at most 60). The web process grades these while the student waits, and a
+    # pattern such as (a|aa)+b backtracks for ever on a long answer: past this the answer goes to
+    # the review queue instead.
+    "GRADING_REGEX_TIMEOUT_S": 0.1,
     # A model's grade is released to the student without a teacher only when the item's grader
     # reached this quadratic weighted kappa against teacher scores on held-out answers ...
     "GRADING_RELEASE_MIN_QWK": 0.80,

@@ -125,6 +125,14 @@ def test_the_default_settings_pass_the_checks():
         ({"GRADING_RETRAIN_AFTER_TEACHER_SCORES": -5}, "edu_dl.E005"),
         ({"GRADING_COLD_START_UNTIL": -1}, "edu_dl.E005"),
         ({"GRADING_COLD_START_UNTIL": 7.5}, "edu_dl.E005"),
+        ({"GRADING_REGEX_TIMEOUT_S": 0}, "edu_dl.E005"),
+        ({"GRADING_REGEX_TIMEOUT_S": -0.1}, "edu_dl.E005"),
+        ({"GRADING_REGEX_TIMEOUT_S": "0.1"}, "edu_dl.E005"),
+        ({"GRADING_REGEX_TIMEOUT_S": None}, "edu_dl.E005"),
+        ({"GRADING_REGEX_TIMEOUT_S": True}, "edu_dl.E005"),
+        ({"GRADING_REGEX_TIMEOUT_S": float("nan")}, "edu_dl.E005"),
+        ({"GRADING_REGEX_TIMEOUT_S": float("inf")}, "edu_dl.E005"),
+        ({"GRADING_REGEX_TIMEOUT_S": 61}, "edu_dl.E005"),
         ({"GRADING_RELEASE_MIN_QWK": 1.01}, "edu_dl.E005"),
         ({"GRADING_RELEASE_MIN_QWK": -0.1}, "edu_dl.E005"),
         ({"GRADING_RELEASE_MIN_CONFIDENCE": "0.9"}, "edu_dl.E005"),
@@ -154,12 +162,33 @@ def test_each_bad_option_is_reported_by_its_check(settings, options, error_id):
         {"GRADING_RELEASE_MIN_QWK": 1.0, "GRADING_RELEASE_MIN_CONFIDENCE": 0.0},
         {"GRADING_ENCODER": "/srv/models/all-MiniLM-L6-v2"},
         {"GRADING_MAX_ANSWER_CHARS": 1, "GRADING_RETRAIN_AFTER_TEACHER_SCORES": 1},
+        {"GRADING_REGEX_TIMEOUT_S": 0.001},
+        {"GRADING_REGEX_TIMEOUT_S": 2},
+        {"GRADING_REGEX_TIMEOUT_S": 60},
     ],
 )
 def test_grading_options_at_their_limits_pass_the_checks(settings, options):
     settings.EDU_DL = options
 
     assert check_edu_dl_settings() == []
+
+
+def test_a_regex_time_limit_that_is_not_a_positive_number_is_named_with_its_value(settings):
+    settings.EDU_DL = {"GRADING_REGEX_TIMEOUT_S": 0}
+
+    [error] = check_edu_dl_settings()
+
+    assert error.id == "edu_dl.E005"
+    assert error.msg == (
+        "settings.EDU_DL['GRADING_REGEX_TIMEOUT_S'] must be a number of seconds above 0 and at "
+        "most 60 (e.g. 0.1), not 0."
+    )
+
+
+def test_the_regex_time_limit_defaults_to_a_tenth_of_a_second(settings):
+    settings.EDU_DL = {}
+
+    assert edu_settings.GRADING_REGEX_TIMEOUT_S == 0.1
 
 
 def test_options_are_read_when_used_not_at_import(settings):

@@ -7,12 +7,12 @@ names the field, before the database would refuse the row with a bare ``Integrit
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import regex
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_slug
@@ -30,6 +30,7 @@ from edu_dl.models import (
     Skill,
 )
 from edu_dl.services.errors import Conflict, ValidationFailed
+from edu_dl.services.rule_grading import regex_key_compile
 
 CHOICE_KINDS = frozenset({Item.Kind.SINGLE_CHOICE, Item.Kind.MULTIPLE_CHOICE})
 
@@ -272,7 +273,8 @@ def _check_answer_key(spec: ItemSpec) -> None:
 
 
 def _check_exact_text_key(key: Any, *, text_match: str) -> None:
-    """Accepted texts (one text or a list of texts), or one regular expression in regex mode."""
+    """Accepted texts (one text or a list of texts), or one regular expression in regex mode,
+    compiled by the function that grades with it (so a key accepted here is the key graded)."""
     if text_match == Item.TextMatch.REGEX:
         if not isinstance(key, str) or not key.strip():
             raise ValidationFailed(
@@ -280,8 +282,8 @@ def _check_exact_text_key(key: Any, *, text_match: str) -> None:
                 field="answer_key",
             )
         try:
-            re.compile(key)
-        except re.error as error:
+            regex_key_compile(key)
+        except regex.error as error:
             raise ValidationFailed(
                 f"answer_key is not a valid regular expression: {error}", field="answer_key"
             ) from error

@@ -12,14 +12,25 @@ process grades these at once when a student submits (see :mod:`edu_dl.services.s
   ``|answer - key| <= tolerance``, ``relative`` allows ``|answer - key| <= tolerance * |key|``.
 * ``exact_text``, ``normalized``: the answer, Unicode NFKC normalised, case folded and with its
   whitespace collapsed, equals one accepted text normalised the same way. ``regex``: the key is
-  a regular expression that must match the whole answer (``re.fullmatch``) after NFKC and
+  a regular expression that must match the whole answer (``fullmatch``) after NFKC and
   whitespace collapsing; case is kept, so a pattern that ignores it says ``(?i)``.
 
 Every answer goes through :func:`answer_validate` first, which names the item and what is wrong.
+
+Regular-expression keys are written by teachers and matched while the student's request waits,
+so they are compiled and matched by the ``regex`` package (its default VERSION0 reads and matches
+patterns as ``re`` does) under a time limit, ``EDU_DL["GRADING_REGEX_TIMEOUT_S"]``: a pattern
+such as ``(a|aa)+b`` would otherwise backtrack for hours on a long answer. An answer that the rule
+cannot decide in time is not refused, it is valid: :func:`rule_grade` raises
+:class:`RuleCannotGrade` with the reason, and the submission service keeps the answer and sends
+it to the teacher's review queue. Authoring compiles keys with :func:`regex_key_compile`, the
+function grading uses, so a key accepted there is the key graded with.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import math
 import re
 import unicodedata
@@ -27,9 +38,14 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+import regex
+from django.utils.translation import gettext_noop
+
 from edu_dl.conf import edu_settings
 from edu_dl.models import Item
 from edu_dl.services.errors import ValidationFailed
+
+logger = logging.getLogger(__name__)
 
 # Floating-point rounding must not push an answer on the edge of its tolerance out: 3.6 is within
 # 0.1 of 3.5 although 3.6 - 3.5 is 0.10000000000000009. One part in a billion of the numbers
@@ -44,6 +60,34 @@ NAMED_IN_ERRORS = 5
 NUMBER_TEXT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 
 TEXT_KINDS = frozenset({Item.Kind.EXACT_TEXT, Item.Kind.SHORT_ANSWER, Item.Kind.ESSAY})
+
+# Compiled regular-expression answer keys a process keeps: one per regex item being answered.
+REGEX_KEYS_CACHED = 256
+
+# Why an answer waits for the teacher instead of a rule's grade (Response.review_reason). Stored
+# in English like the other reasons, so that the API gives one stable text; marked for
+# translation, and the review pages show it in the teacher's language.
+REASON_REGEX_TIMEOUT = gettext_noop(
+    "the answer took too long to check against the answer key's regular expression; "
+    "grade it by hand (a simpler pattern avoids this)"
+)
+REASON_REGEX_INVALID = gettext_noop(
+    "the answer key's regular expression cannot be read; grade the answer by hand and correct "
+    "the key"
+)
+
+
+class RuleCannotGrade(Exception):
+    """The rule cannot decide this answer's grade; the answer goes to the teacher for ``reason``.
+
+    Not a refusal: the answer is valid and is kept. Raised when a regular-expression key takes
+    longer than ``EDU_DL["GRADING_REGEX_TIMEOUT_S"]`` on it, or does not compile (a key stored
+    before keys were checked with the grading engine).
+    """
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -72,6 +116,18 @@ def text_normalize(text: str) -> str:
 def _regex_subject(text: str) -> str:
     """The text a ``regex`` key is matched against: NFKC, whitespace collapsed, case kept."""
     return " ".join(unicodedata.normalize("NFKC", text).split())
+
+
+@functools.lru_cache(maxsize=REGEX_KEYS_CACHED)
+def regex_key_compile(pattern: str) -> regex.Pattern:
+    """The regular-expression answer key ``pattern`` compiled by the engine that grades with it,
+    once per key and process; raises ``regex.error`` when it is not a valid pattern.
+
+    The ``regex`` package in its default VERSION0: the syntax and matching of ``re``, plus a time
+    limit on matching. Authoring checks keys with this function, so a key accepted there
+    compiles here.
+    """
+    return regex.compile(pattern)
 
 
 def _item_name(item: Item) -> str:
@@ -217,11 +273,37 @@ def _grade_multiple_choice(item: Item, picks: list[str]) -> RuleGrade:
     return _grade(item, 1.0 if exact else 0.0, f"{counts}; all or nothing")
 
 
+def _grade_regex(item: Item, text: str) -> RuleGrade:
+    """Whether the whole answer matches the key, or :class:`RuleCannotGrade` when the key does
+    not compile or takes longer than ``EDU_DL["GRADING_REGEX_TIMEOUT_S"]`` on this answer."""
+    try:
+        pattern = regex_key_compile(item.answer_key)
+    except (regex.error, TypeError) as error:  # TypeError: a key that is not a text
+        logger.error(
+            "item %s: its regular-expression answer key does not compile: %s", item.pk, error
+        )
+        raise RuleCannotGrade(REASON_REGEX_INVALID) from error
+    subject = _regex_subject(text)
+    limit = edu_settings.GRADING_REGEX_TIMEOUT_S
+    try:
+        right = pattern.fullmatch(subject, timeout=limit) is not None
+    except TimeoutError as error:
+        # The answer is not in the log: it is the student's work. Its length says enough.
+        logger.warning(
+            "item %s: its regular-expression answer key took longer than %ss on an answer of %d "
+            "characters; the answer goes to the teacher",
+            item.pk,
+            limit,
+            len(subject),
+        )
+        raise RuleCannotGrade(REASON_REGEX_TIMEOUT) from error
+    detail = "matches the pattern" if right else "does not match the pattern"
+    return _grade(item, 1.0 if right else 0.0, detail)
+
+
 def _grade_exact_text(item: Item, text: str) -> RuleGrade:
     if item.text_match == Item.TextMatch.REGEX:
-        right = re.fullmatch(item.answer_key, _regex_subject(text)) is not None
-        detail = "matches the pattern" if right else "does not match the pattern"
-        return _grade(item, 1.0 if right else 0.0, detail)
+        return _grade_regex(item, text)
     accepted = item.answer_key if isinstance(item.answer_key, list) else [item.answer_key]
     right = text_normalize(text) in {text_normalize(value) for value in accepted}
     detail = "equals an accepted answer" if right else "equals no accepted answer"
@@ -232,7 +314,9 @@ def rule_grade(*, item: Item, answer: Any) -> RuleGrade:
     """The grade of ``answer`` to a rule-graded item (validated first, see the module's doc).
 
     An empty answer gets the item's min score. Refused: an item that a model grades, and an
-    answer :func:`answer_validate` refuses.
+    answer :func:`answer_validate` refuses. :class:`RuleCannotGrade` (not a refusal) when the
+    rule cannot decide a valid answer: its regular-expression key timed out on it or does not
+    compile; the answer is then the teacher's to grade.
     """
     if not item.is_rule_graded:
         raise ValidationFailed(

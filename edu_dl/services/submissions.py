@@ -9,6 +9,8 @@ The flow of :func:`submission_create`, in one transaction::
         ─► Interaction (knowledge tracing) ─► on commit: the student's mastery update
         ─► grade.released webhooks of the course
     empty answers of items whose policy is "review" ─► needs_review ("empty answer")
+    answers a rule cannot decide (a regular-expression key that takes longer than
+    EDU_DL GRADING_REGEX_TIMEOUT_S on them) ─► needs_review, with the rule's reason
     short answers and essays ─► pending ─► on commit: the model grader's task
 
 The model grader runs in a worker; it is sent by task name only, so that the web process never
@@ -42,7 +44,12 @@ from edu_dl.services.audit import audit_record
 from edu_dl.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from edu_dl.services.mastery import interaction_record_from_response, mastery_update_enqueue
 from edu_dl.services.releases import grades_released
-from edu_dl.services.rule_grading import answer_is_empty, answer_validate, rule_grade
+from edu_dl.services.rule_grading import (
+    RuleCannotGrade,
+    answer_is_empty,
+    answer_validate,
+    rule_grade,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -179,7 +186,9 @@ def _response_for(
     *, submission: Submission, item: Item, answer: Any, now: datetime
 ) -> tuple[Response, str]:
     """The unsaved response, graded by rule when a rule can grade it now, and the rule's note
-    for its grade history ("" when it is not graded yet)."""
+    for its grade history ("" when it is not graded yet). An answer the rule cannot decide
+    (:class:`RuleCannotGrade`) is kept as written and waits for the teacher, like an empty
+    answer of an item whose policy is "review": the submission never fails because of a key."""
     response = Response(submission=submission, item=item, answer=answer)
     empty = answer_is_empty(item, answer)
     if empty and item.empty_answer_policy == Item.EmptyAnswerPolicy.REVIEW:
@@ -192,7 +201,12 @@ def _response_for(
     if empty:  # any kind: the empty_answer_policy "min_score" is a rule
         score, note = item.min_score, EMPTY_ANSWER_REASON
     else:
-        grade = rule_grade(item=item, answer=answer)
+        try:
+            grade = rule_grade(item=item, answer=answer)
+        except RuleCannotGrade as cannot:
+            response.status = Response.Status.NEEDS_REVIEW
+            response.review_reason = cannot.reason
+            return response, ""
         score, note = grade.score, grade.detail
     response.status = Response.Status.GRADED
     response.score = score

@@ -102,6 +102,49 @@ def test_bad_submissions_are_problems_and_change_nothing(data, body, content_typ
     assert snapshot() == before
 
 
+def test_a_regex_key_the_grading_engine_cannot_read_is_a_problem_naming_the_field(data):
+    client = as_user(data["teacher"])
+    url = reverse("edu_dl_api:item_list", kwargs={"slug": data["course"].slug})
+    body = {"kind": "exact_text", "text_match": "regex", "answer_key": "[a-"}
+    before = snapshot()
+
+    response = client.post(url, body, format="json")
+
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("application/problem+json")
+    assert response.json()["errors"] == {
+        "answer_key": [
+            "answer_key is not a valid regular expression: unterminated character set at position 3"
+        ]
+    }
+    assert snapshot() == before
+
+
+def test_an_answer_a_regex_key_times_out_on_is_taken_and_waits_for_the_teacher(data):
+    # given an open quiz of a regex item whose key backtracks for ever on a run of "a"s
+    pattern = ItemFactory(
+        course=data["course"], exact_text=True, text_match="regex", answer_key=r"(a|aa)+b"
+    )
+    quiz = AssessmentFactory(course=data["course"], title="Patterns", items=[pattern])
+    url = reverse(
+        "edu_dl_api:submission_create",
+        kwargs={"slug": data["course"].slug, "assessment_id": quiz.pk},
+    )
+
+    # when alice submits a long answer
+    response = as_user(data["alice"]).post(
+        url, {"answers": {str(pattern.pk): "a" * 5000}}, format="json"
+    )
+
+    # then the submission is taken and the answer waits for the teacher
+    assert response.status_code == 201
+    answer = response.json()
+    assert answer["status"] == "needs-review"
+    assert [(r["item"], r["status"], r["score"]) for r in answer["responses"]] == [
+        (pattern.pk, "needs-review", None)
+    ]
+
+
 @override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=1000)
 def test_an_oversized_body_is_refused_with_413(data):
     client = as_user(data["teacher"])

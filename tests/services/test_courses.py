@@ -30,6 +30,7 @@ from edu_dl.services.courses import (
     skill_get_or_create,
 )
 from edu_dl.services.errors import Conflict, ValidationFailed
+from edu_dl.services.rule_grading import rule_grade
 from tests.factories import (
     AssessmentFactory,
     CourseFactory,
@@ -296,8 +297,13 @@ def test_item_create_stores_a_choice_item_with_its_skills():
         (
             {"kind": "exact_text", "text_match": "regex", "answer_key": "(unclosed"},
             "answer_key",
+            "answer_key is not a valid regular expression: missing ) at position 9",
+        ),
+        (
+            {"kind": "exact_text", "text_match": "regex", "answer_key": "[a-"},
+            "answer_key",
             "answer_key is not a valid regular expression: "
-            "missing ), unterminated subpattern at position 0",
+            "unterminated character set at position 3",
         ),
         (
             {"kind": "exact_text", "text_match": "regex", "answer_key": ["a+", "b+"]},
@@ -449,6 +455,22 @@ def test_item_create_stores_the_grading_policy():
     assert [choice.pk, pattern.pk, essay.pk] == list(
         Item.objects.order_by("pk").values_list("pk", flat=True)
     )
+
+
+@pytest.mark.django_db
+def test_a_regex_key_is_checked_by_the_engine_that_grades_it():
+    # given a key in the syntax of the grading engine (regex) that the re module refuses:
+    # Unicode properties, here an upper-case letter and lower-case ones
+    course = CourseFactory()
+    key = r"\p{Lu}\p{Ll}+"
+
+    # when
+    item = item_create(course=course, kind="exact_text", text_match="regex", answer_key=key)
+
+    # then it is accepted, and grades answers with the meaning it was accepted with
+    assert item.answer_key == key
+    assert rule_grade(item=item, answer="Zürich").correct is True
+    assert rule_grade(item=item, answer="zürich").correct is False
 
 
 @pytest.mark.django_db

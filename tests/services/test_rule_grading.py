@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from edu_dl.models import Item
+from edu_dl.services import rule_grading
 from edu_dl.services.errors import ValidationFailed
 from edu_dl.services.rule_grading import (
+    REASON_REGEX_INVALID,
+    REASON_REGEX_TIMEOUT,
+    RuleCannotGrade,
     RuleGrade,
     answer_is_empty,
     answer_validate,
+    regex_key_compile,
     rule_grade,
     text_normalize,
 )
@@ -271,6 +279,104 @@ def test_regex_exact_text_must_match_the_whole_answer(pattern, answer, correct):
 
     assert grade.correct is correct
     assert grade.detail == ("matches the pattern" if correct else "does not match the pattern")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "answer", "correct"),
+    [
+        (r"(?i)colou?r", "COLOR", True),
+        (r"(?i)colou?r", "colours", False),
+        (r"\d{3}-\d{4}", "555-1234", True),
+        (r"\d{3}-\d{4}", "555-12345", False),
+        (r"[A-Z]\w*", "Émile", False),  # É is not in A-Z
+        (r"\w+", "café", True),  # \w is Unicode-aware ...
+        (r"(?a)\w+", "café", False),  # ... unless the pattern asks for ASCII
+        (r"a|ab", "ab", True),  # fullmatch backtracks into the second alternative
+        (r"(?x) 4 \s* \+ \s* 4", "4 + 4", True),
+        (r"(\w+) \1", "bye bye", True),
+        (r"(\w+) \1", "bye now", False),
+        (r"[^\W\d_]+", "naïve", True),
+        (r"(?P<unit>cm|mm) \(?P=unit\)", "cm (cm)", False),  # \( and \) escape, no group
+        (r"(?P<unit>cm|mm)-(?P=unit)", "mm-mm", True),
+    ],
+)
+def test_regex_keys_grade_exactly_as_re_reads_them(pattern, answer, correct):
+    # given a key of the kind teachers write
+    item = ItemFactory(exact_text=True, text_match="regex", answer_key=pattern)
+
+    # when
+    grade = rule_grade(item=item, answer=answer)
+
+    # then the grade is the one the re module, which graded regex keys before, gives
+    assert (re.fullmatch(pattern, " ".join(answer.split())) is not None) is correct
+    assert grade.correct is correct
+
+
+def test_a_regex_key_that_backtracks_for_ever_leaves_a_long_answer_to_the_teacher():
+    # given a key whose alternatives overlap: a run of n "a"s splits into "a"s and "aa"s in
+    # Fibonacci(n) ways, and a backtracking engine tries them all before it gives up on the
+    # missing "b" (regex's guards make (a+)+b merely quadratic, about 0.1 s on 5000 "a"s, so
+    # that key would not show the limit reliably); and an answer of 5000 "a"s
+    item = ItemFactory(exact_text=True, text_match="regex", answer_key=r"(a|aa)+b")
+
+    # when it is graded
+    with pytest.raises(RuleCannotGrade) as cannot:
+        rule_grade(item=item, answer="a" * 5000)
+
+    # then the rule gives up at the time limit and says why, for the teacher
+    assert cannot.value.reason == REASON_REGEX_TIMEOUT
+    assert cannot.value.reason == (
+        "the answer took too long to check against the answer key's regular expression; "
+        "grade it by hand (a simpler pattern avoids this)"
+    )
+
+
+def test_the_same_key_still_grades_answers_it_can_decide():
+    item = ItemFactory(exact_text=True, text_match="regex", answer_key=r"(a|aa)+b")
+
+    assert rule_grade(item=item, answer="a" * 5000 + "b").correct is True
+    assert rule_grade(item=item, answer="ab").correct is True
+    assert rule_grade(item=item, answer="b").correct is False
+
+
+def test_the_regex_time_limit_comes_from_the_settings(settings, monkeypatch):
+    # given a site that allows a regular expression 0.25 seconds, and the engine's matcher
+    # replaced by one that records the limit it is given
+    settings.EDU_DL = {**settings.EDU_DL, "GRADING_REGEX_TIMEOUT_S": 0.25}
+    limits = []
+
+    class RecordingPattern:
+        def fullmatch(self, subject, *, timeout):
+            limits.append((subject, timeout))
+            return None
+
+    monkeypatch.setattr(rule_grading, "regex_key_compile", lambda pattern: RecordingPattern())
+    item = ItemFactory(exact_text=True, text_match="regex", answer_key=r"a+")
+
+    # when
+    grade = rule_grade(item=item, answer="  b  b ")
+
+    # then
+    assert limits == [("b b", 0.25)]
+    assert grade.correct is False
+
+
+def test_a_stored_key_that_does_not_compile_leaves_the_answer_to_the_teacher():
+    # given an item whose key was stored without the authoring check (an old row, the admin)
+    item = ItemFactory(exact_text=True, text_match="regex", answer_key="unclosed")
+    Item.objects.filter(pk=item.pk).update(answer_key="(unclosed")
+    item.refresh_from_db()
+
+    # when
+    with pytest.raises(RuleCannotGrade) as cannot:
+        rule_grade(item=item, answer="unclosed")
+
+    # then
+    assert cannot.value.reason == REASON_REGEX_INVALID
+
+
+def test_a_regex_key_is_compiled_once_per_process():
+    assert regex_key_compile(r"(?i)h2o|water") is regex_key_compile(r"(?i)h2o|water")
 
 
 # --- empty answers, text answers and their size --------------------------------------------------

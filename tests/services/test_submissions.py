@@ -16,6 +16,8 @@ from edu_dl.models import (
 )
 from edu_dl.services.courses import assessment_create
 from edu_dl.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from edu_dl.services.review import response_override
+from edu_dl.services.rule_grading import REASON_REGEX_TIMEOUT
 from edu_dl.services.submissions import (
     GRADE_RESPONSES_TASK_NAME,
     submission_create,
@@ -316,6 +318,79 @@ def test_an_empty_rule_graded_answer_with_the_review_policy_is_not_graded(sent):
 
     assert list(submission.responses.values_list("status", "score")) == [("needs_review", None)]
     assert Interaction.objects.count() == 0
+
+
+# --- Answers a rule cannot decide ----------------------------------------------------------------
+
+
+def test_an_answer_a_regex_key_cannot_decide_in_time_waits_for_the_teacher(
+    sent, django_capture_on_commit_callbacks
+):
+    # given a regex item whose key backtracks exponentially on a long run of "a"s, a numeric
+    # item, and a student who answers both
+    course = CourseFactory()
+    student = EnrollmentFactory(course=course).user
+    pattern = ItemFactory(
+        course=course, exact_text=True, text_match="regex", answer_key=r"(a|aa)+b", max_score=2
+    )
+    number = ItemFactory(course=course, numeric=True)
+    assessment = AssessmentFactory(course=course, items=[pattern, number])
+    long_answer = "a" * 5000
+
+    # when the student submits
+    with django_capture_on_commit_callbacks(execute=True):
+        submission = submission_create(
+            student=student,
+            assessment=assessment,
+            answers={pattern.pk: long_answer, number.pk: 42},
+            now=DURING,
+        )
+
+    # then the submission is taken, the answer is kept exactly as written and waits for the
+    # teacher with the reason, without a score, a grade row or an interaction
+    response = submission.responses.get(item=pattern)
+    assert (
+        response.status,
+        response.score,
+        response.grade_source,
+        response.released,
+        response.review_reason,
+        response.answer,
+    ) == ("needs_review", None, "", False, REASON_REGEX_TIMEOUT, long_answer)
+    assert response.grades.count() == 0
+    assert list(Interaction.objects.values_list("item_id", flat=True)) == [number.pk]
+    # and the other answer is graded by rule as ever; nothing goes to the model grader
+    assert submission.responses.get(item=number).status == "graded"
+    assert Submission.objects.get().status == "needs_review"
+    assert [name for name, _ in sent] == [MASTERY_TASK]
+
+
+def test_a_teacher_grades_the_answer_the_regex_key_could_not(sent):
+    # given an answer sent to the teacher because the key timed out on it
+    course = CourseFactory()
+    student = EnrollmentFactory(course=course).user
+    teacher = EnrollmentFactory(course=course, role="teacher").user
+    pattern = ItemFactory(
+        course=course, exact_text=True, text_match="regex", answer_key=r"(a|aa)+b", max_score=2
+    )
+    assessment = AssessmentFactory(course=course, items=[pattern])
+    submission = submission_create(
+        student=student, assessment=assessment, answers={pattern.pk: "a" * 5000}, now=DURING
+    )
+    response = submission.responses.get()
+
+    # when the teacher scores it
+    response_override(response=response, actor=teacher, score=0)
+
+    # then it is graded and released, and the submission with it
+    response.refresh_from_db()
+    assert (response.status, response.score, response.grade_source, response.released) == (
+        "graded",
+        0.0,
+        "teacher",
+        True,
+    )
+    assert Submission.objects.get().status == "graded"
 
 
 # --- Idempotency ---------------------------------------------------------------------------------

@@ -145,6 +145,35 @@ def test_the_queue_lists_waiting_answers_by_priority_with_what_a_teacher_needs(c
     assert '<p class="lead">3 answers wait for you.</p>' in content
 
 
+def test_an_answer_a_regex_key_timed_out_on_waits_in_the_queue_with_the_reason(client, data):
+    # given a regex item whose key backtracks for ever on a long run of "a"s, and alice's answer
+    pattern = ItemFactory(
+        course=data["course"],
+        exact_text=True,
+        text_match="regex",
+        answer_key=r"(a|aa)+b",
+        title="Pattern",
+    )
+    drill = AssessmentFactory(course=data["course"], title="Drill", items=[pattern])
+    submission = submission_create(
+        student=data["alice"], assessment=drill, answers={pattern.pk: "a" * 5000}, now=SUBMITTED
+    )
+    response = submission.responses.get()
+    client.force_login(data["teacher"])
+
+    # when the teacher opens the queue and the answer's page
+    queue = client.get(queue_url(data, item=pattern.pk)).content.decode()
+    review = client.get(detail_url(data, response)).content.decode()
+
+    # then both say why it waits
+    reason = (
+        "the answer took too long to check against the answer key&#x27;s regular expression; "
+        "grade it by hand (a simpler pattern avoids this)"
+    )
+    assert f"<td>{reason}</td>" in queue
+    assert f"<dd>{reason}</dd>" in review
+
+
 def test_the_queue_can_be_filtered_by_item_and_pages_keep_the_filter(client, data):
     # given 27 answers to "Why blue" and one to the choice item in review
     for response in answers_from(data, [f"student{n:02d}" for n in range(27)]).values():

@@ -20,6 +20,7 @@ from django.utils import timezone, translation
 
 import edu_dl
 from edu_dl.models import Assessment, AssessmentItem, Course, Enrollment, Item, Response, Submission
+from edu_dl.services.rule_grading import REASON_REGEX_TIMEOUT
 from tests.web.accounts import enroll, make_user
 
 User = get_user_model()
@@ -369,3 +370,27 @@ def test_the_language_stays_with_the_browser_not_the_site(client, school):
     # Then they still see English
     assert '<html lang="en"' in content
     assert "My results" in content
+
+
+def test_a_teacher_who_picks_chinese_reads_why_a_rule_left_an_answer_to_them_in_chinese(
+    client, school
+):
+    # given an answer a regex key took too long on, waiting with the rule's reason (stored in
+    # English, so the API and every reader see one text)
+    response = Response.objects.get(status=Response.Status.NEEDS_REVIEW)
+    response.review_reason = REASON_REGEX_TIMEOUT
+    response.score = None
+    response.save(update_fields=["review_reason", "score"])
+    client.force_login(school["teacher"])
+    queue_url = reverse("edu_dl:review_queue", kwargs={"slug": "algebra"})
+
+    # when the teacher reads the queue in Chinese
+    choose_chinese(client, queue_url)
+    content = client.get(queue_url).content.decode()
+
+    # then the reason is in Chinese
+    with translation.override("zh-hans"):
+        chinese = translation.gettext(REASON_REGEX_TIMEOUT)
+    assert chinese != REASON_REGEX_TIMEOUT
+    assert f"<td>{chinese}</td>" in content
+    assert "took too long" not in content
