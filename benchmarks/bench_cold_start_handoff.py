@@ -7,6 +7,8 @@ The figure behind ``EDU_DL["GRADING_COLD_START_UNTIL"]``: on ASAP-SAS, the held-
   2 questions, each held out in turn), and
 - each question's own grader (``fit_item_scorer``, the per-item scorer) trained on only ``n`` of
   its teacher-scored answers (a seeded random draw from ``train.tsv``), for several ``n``,
+- the same cold-start grader reading those ``n`` teacher-scored answers as the question's
+  exemplars, as it does in production for a question with ``n`` teacher scores,
 
 each averaged over the 10 questions. The ASAP prompts and rubrics are not in the data, so each
 question's "model answer" is a stand-in: with ``--reference medoid`` (default) the top-scored
@@ -14,9 +16,9 @@ training answer most like the other top-scored ones (character n-gram tf-idf), w
 ``--reference random`` a random top-scored training answer. No encoder is used.
 
     .venv/bin/python benchmarks/bench_cold_start_handoff.py [--data ../shared/data/asap_sas]
-        [--sizes 30,45,60,100] [--reference medoid|random] [--seed 0]
+        [--sizes 30,60,100,150] [--reference medoid|random] [--seed 0]
 
-It prints one line per grader and size; it takes about 1 minute on 2 CPU cores.
+It prints one line per grader and size; it takes about 2 minutes on 2 idle CPU cores.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared/data/asap_sas"))
-    parser.add_argument("--sizes", default="30,45,60,100")
+    parser.add_argument("--sizes", default="30,60,100,150")
     parser.add_argument("--reference", choices=["medoid", "random"], default="medoid")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -47,7 +49,7 @@ def main() -> None:
     from edu_dl.ml.grading import text as textlib
     from edu_dl.ml.grading.formats import read_dataset
     from edu_dl.ml.grading.pipeline import score_levels
-    from edu_dl.ml.grading.reference import ReferenceExample, train_reference_grader
+    from edu_dl.ml.grading.reference import Exemplar, ReferenceExample, train_reference_grader
     from edu_dl.ml.grading.scorer import fit_item_scorer
     from edu_dl.ml.metrics import quadratic_weighted_kappa
 
@@ -82,6 +84,7 @@ def main() -> None:
 
     started = time.perf_counter()
     cold: dict[str, float] = {}
+    graders: dict[str, object] = {}
     for group in range(5):
         held_out = items[group::5]
         examples = [
@@ -94,6 +97,7 @@ def main() -> None:
         ]
         grader = train_reference_grader(examples)
         for k in held_out:
+            graders[k] = grader
             first = test[k][0]
             graded = grader.grade(
                 question="",
@@ -111,11 +115,23 @@ def main() -> None:
     )
 
     for size in [int(s) for s in args.sizes.split(",") if s.strip()]:
-        per_item = []
+        per_item, with_exemplars = [], []
         for k in items:
             drawn = list(train[k])
             random.Random(args.seed).shuffle(drawn)
             drawn = drawn[:size]
+            first = test[k][0]
+            graded = graders[k].grade(
+                question="",
+                reference_answer=reference[k],
+                texts=[r.response for r in test[k]],
+                min_score=first.min_score,
+                max_score=first.max_score,
+                n_levels=levels[k],
+                explain=False,
+                exemplars=[Exemplar(r.row, r.response, r.score) for r in drawn],
+            )
+            with_exemplars.append(qwk(k, [g.score for g in graded]))
             scorer, _ = fit_item_scorer(
                 [r.response for r in drawn],
                 [r.score for r in drawn],
@@ -128,6 +144,11 @@ def main() -> None:
         print(
             f"item grader from {size} teacher scores: mean QWK {statistics.fmean(per_item):.3f}"
             f"  per question {', '.join(f'{q:.3f}' for q in per_item)}"
+        )
+        print(
+            f"cold-start grader reading the same {size} as exemplars: mean QWK "
+            f"{statistics.fmean(with_exemplars):.3f}"
+            f"  per question {', '.join(f'{q:.3f}' for q in with_exemplars)}"
         )
     print(f"reference answers: {args.reference}; {time.perf_counter() - started:.0f} s")
 

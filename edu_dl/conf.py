@@ -67,10 +67,11 @@ DEFAULTS: dict[str, Any] = {
     # or overridden) since it was last trained.
     "GRADING_RETRAIN_AFTER_TEACHER_SCORES": 50,
     # An item with a model answer is scored by the cold-start grader (learnt on the answers of
-    # many other items) until its own grader was trained on at least this many teacher scores:
-    # below that an item's own grader agrees less with its teacher (on ASAP-SAS the two cross
-    # between 45 and 60 scored answers). 0: the item's grader as soon as it exists.
-    "GRADING_COLD_START_UNTIL": 50,
+    # many other items, and reading the item's own teacher-scored answers) until its own grader
+    # was trained on at least this many teacher scores: below that an item's own grader agrees
+    # less with its teacher (on ASAP-SAS the two cross between 100 and 150 scored answers;
+    # benchmarks/bench_cold_start_handoff.py). 0: the item's grader as soon as it exists.
+    "GRADING_COLD_START_UNTIL": 100,
     # The sentence-transformers encoder the short-answer grader embeds answers with: a folder
     # path or the name of an installed model package; "" = none (the grader works without).
     "GRADING_ENCODER": "",

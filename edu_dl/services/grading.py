@@ -229,14 +229,20 @@ def _item_grader(scope_key: str) -> _Grader:
 
 def _cold_start_grader(item: Item) -> _Grader:
     from edu_dl.ml.grading.pipeline import score_levels
+    from edu_dl.ml.grading.reference import Exemplar
 
     version, grader = _load(GLOBAL_SCOPE_KEY, "cold-start reference grader")
     encoder = _encoder_for(grader)
+    scored = item_teacher_scores(item_id=item.pk)
     # The item's scale as its teachers use it (half points ...), as the reference grader's
     # training codes it.
-    levels = score_levels(
-        item.min_score, item.max_score, item_teacher_scores(item_id=item.pk).scores
-    )
+    levels = score_levels(item.min_score, item.max_score, scored.scores)
+    # The item's teacher-scored answers so far: the grader weighs what the most similar of
+    # them earned (a grader trained before it read them ignores them).
+    exemplars = [
+        Exemplar(key=answer.response_id, text=answer.text, score=answer.score)
+        for answer in scored.answers
+    ]
     return _Grader(
         version=version,
         label="cold-start reference grader",
@@ -249,6 +255,7 @@ def _cold_start_grader(item: Item) -> _Grader:
             n_levels=levels,
             encoder=encoder,
             explain=True,
+            exemplars=exemplars,
         ),
     )
 

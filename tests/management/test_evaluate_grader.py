@@ -128,7 +128,7 @@ def test_seen_items_with_few_training_rows_are_scored_as_production_would(tmp_pa
     )  # fmt: skip
 
     result = json.loads(out.read_text())
-    assert result["cold_start_until"] == (50 if until is None else 0)
+    assert result["cold_start_until"] == (100 if until is None else 0)
     assert {i["grader"] for i in result["items"]} == {grader}
 
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 from edu_dl.ml.grading.pipeline import TrainedGrader, train_grader
 from edu_dl.ml.grading.policy import review_priority
 from edu_dl.ml.grading.reference import (
+    Exemplar,
     ReferenceConfig,
     ReferenceExample,
     TrainedReferenceGrader,
@@ -41,6 +42,7 @@ from tests.grading_data import (
     new_student,
     photosynthesis_answers,
     submit,
+    teacher_scored,
 )
 
 pytestmark = pytest.mark.django_db
@@ -71,6 +73,10 @@ def grader() -> TrainedGrader:
 @pytest.fixture(scope="module")
 def reference_grader() -> TrainedReferenceGrader:
     """The cold-start grader, learnt on two other items with reference answers."""
+    return train_reference_grader(reference_examples(), config=SMALL_REFERENCE)
+
+
+def reference_examples() -> list[ReferenceExample]:
     examples = []
     for key, question, reference, (texts, scores) in (
         ("p", PHOTOSYNTHESIS_QUESTION, PHOTOSYNTHESIS_REFERENCE, photosynthesis_answers()),
@@ -80,7 +86,7 @@ def reference_grader() -> TrainedReferenceGrader:
             ReferenceExample(key, question, reference, text, score, 0.0, 1.0, 2)
             for text, score in zip(texts, scores, strict=True)
         ]
-    return train_reference_grader(examples, config=SMALL_REFERENCE)
+    return examples
 
 
 def photosynthesis_quiz(**item):
@@ -366,6 +372,40 @@ def test_the_cold_start_reference_grader_scores_an_item_without_its_own_grader(
     assert response.explanation["phrases"] == expected.phrases
     assert ResponseGrade.objects.get(response=response).model_version == version
     assert response_visible_score(response=response, viewer=student) == expected.score
+
+
+def test_the_cold_start_grader_reads_the_items_teacher_scored_answers(
+    sent, django_capture_on_commit_callbacks
+):
+    reading = train_reference_grader(
+        reference_examples(), config=dataclasses.replace(SMALL_REFERENCE, use_exemplars=True)
+    )
+    quiz = photosynthesis_quiz(release_min_qwk=0.0, release_min_confidence=0.0)
+    item = quiz.items[0]
+    texts, scores = photosynthesis_answers()
+    scored = teacher_scored(quiz, item, texts[:4], scores[:4], first_student=10)
+    activate_grader(reading)
+    _, response = submitted(quiz)
+    (expected,) = reading.grade(
+        question=item.prompt,
+        reference_answer=item.reference_answer,
+        texts=[GOOD_ANSWER],
+        min_score=0.0,
+        max_score=1.0,
+        n_levels=2,
+        exemplars=[Exemplar(r.pk, text, r.score) for r, text in zip(scored, texts, strict=False)],
+    )
+
+    grade([response.pk], django_capture_on_commit_callbacks)
+
+    response.refresh_from_db()
+    assert response.explanation["model"]["kind"] == "cold-start reference grader"
+    assert response.score == expected.score
+    assert response.confidence == pytest.approx(expected.confidence)
+    # The explanation shows the item's teacher-scored answers most like this one.
+    assert response.explanation["similar"] == expected.similar
+    assert len(expected.similar) == 3
+    assert {s["key"] for s in expected.similar} <= {r.pk for r in scored}
 
 
 @pytest.mark.parametrize(

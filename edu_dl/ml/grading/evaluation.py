@@ -25,6 +25,7 @@ from edu_dl.ml.grading.pipeline import (
     train_grader,
 )
 from edu_dl.ml.grading.policy import cold_start_preferred, release_allowed, review_priority
+from edu_dl.ml.grading.reference import Exemplar
 from edu_dl.ml.grading.scorer import levels_of
 from edu_dl.ml.metrics import expected_calibration_error, quadratic_weighted_kappa
 
@@ -103,8 +104,9 @@ def evaluate_seen_items(
 
     As production does, an item is scored by ``fallback`` (the cold-start grader) when it has
     too few training rows for a grader of its own, or when it has a reference answer and fewer
-    than ``cold_start_until`` training rows; without a fallback such items get their own
-    grader if they can, and are otherwise reported as not scored.
+    than ``cold_start_until`` training rows; the fallback then reads the item's training rows
+    as its teacher-scored exemplars. Without a fallback such items get their own grader if
+    they can, and are otherwise reported as not scored.
     """
     result = EvaluationResult()
     for item_id, item_rows in items_of(rows).items():
@@ -146,6 +148,7 @@ def evaluate_seen_items(
                 ),
                 encoder=encoder,
                 explain=False,
+                exemplars=[Exemplar(r.row, r.response, r.score) for r in train],
             )
             how = {"grader": "cold-start"}
         else:

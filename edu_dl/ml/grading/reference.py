@@ -17,6 +17,16 @@ Features of a (question, reference, response) triple (``PAIR_FEATURES``):
   reference (a copy of the question earns nothing), an empty-response flag and, where a
   sentence encoder is given, the cosine of embeddings with the reference and the question.
 
+Once an item has some teacher-scored answers (its exemplars), the grader reads them too
+(``EXEMPLAR_FEATURES``): the similarity-weighted score of the few most like the response
+(character n-gram tf-idf), how alike the nearest is, and how many there are. It learns how
+far to trust them from the training items themselves: each training answer sees a random
+draw of its item's other answers (none for some, up to ``exemplar_draw_max``), as answers to
+an item with that many teacher scores would. So the same model scores a brand-new item from
+its reference answer and, as the teacher scores answers, leans more on what the teacher did
+(on ASAP-SAS with stand-in model answers, from 30 teacher scores: 0.448 QWK against 0.376 for
+the item's own grader; see ``benchmarks/bench_cold_start_handoff.py``).
+
 The idf weights come from all training texts and are stored in the checkpoint. While
 training, each item's features use the idf of the *other* items only, so that the model sees
 the same situation it meets on a new item: the item's own topic words are rare, highly
@@ -66,6 +76,10 @@ PAIR_FEATURES = (
     "empty",
 )
 ENCODER_FEATURES = ("embed_reference_cosine", "embed_question_cosine")
+# What the item's own teacher-scored answers (its exemplars) say of a response: the score of the
+# most similar ones (above or below the middle of the scale), how similar the nearest one is,
+# and how much there is to go on (0 with none, towards 1 with many). All 0 without exemplars.
+EXEMPLAR_FEATURES = ("exemplar_score", "exemplar_similarity", "exemplar_weight")
 CONFIDENCE_FEATURES = ("bias", "boundary_distance", "extremeness", "level_step", "boundary_x_step")
 
 # Function words that say nothing about the content of an answer.
@@ -102,6 +116,31 @@ class ReferenceConfig:
     char_orders: tuple[int, ...] = (3, 4, 5)
     n_buckets: int = 2**18
     use_encoder: bool = False
+    # Whether the scorer also reads the item's teacher-scored answers (EXEMPLAR_FEATURES).
+    # Off in the config's default so that a checkpoint saved before exemplars existed loads as
+    # it was trained; train_reference_grader turns it on.
+    use_exemplars: bool = False
+    exemplar_neighbours: int = 5  # how many of the most similar exemplars vote
+    exemplar_half_weight: float = 10.0  # exemplar_weight = n / (n + this)
+    # While training, each answer sees a random draw of its own item's other scored answers as
+    # exemplars, as an item with that many teacher scores would: none for this share of the
+    # answers, otherwise a number drawn evenly from 1 to exemplar_draw_max.
+    exemplar_none_share: float = 0.3
+    exemplar_draw_max: int = 100
+
+
+@dataclass(frozen=True)
+class Exemplar:
+    """A teacher-scored answer of the item being graded."""
+
+    key: Any  # response id in production, row number in evaluation
+    text: str
+    score: float  # on the item's own scale
+
+
+# The most recent exemplars an item's answers are compared with (the grader serves items
+# with few teacher scores; this bounds the cost for one that has many).
+MAX_EXEMPLARS = 300
 
 
 @dataclass(frozen=True)
@@ -131,7 +170,7 @@ class ReferenceScorer(nn.Module):
     def __init__(self, config: ReferenceConfig):
         super().__init__()
         self.config = config
-        n_features = len(feature_names(config.use_encoder))
+        n_features = len(feature_names(config.use_encoder, config.use_exemplars))
         layers: list[nn.Module] = []
         width = n_features
         for hidden in config.hidden_sizes:
@@ -155,7 +194,7 @@ class ReferenceScorer(nn.Module):
 
     @property
     def feature_names(self) -> tuple[str, ...]:
-        return feature_names(self.config.use_encoder)
+        return feature_names(self.config.use_encoder, self.config.use_exemplars)
 
     def featurise(
         self,
@@ -164,9 +203,35 @@ class ReferenceScorer(nn.Module):
         reference_answer: str,
         responses: list[str],
         embeddings: dict[str, torch.Tensor] | None = None,
+        exemplar_texts: Sequence[str] = (),
+        exemplar_scores: Sequence[float] = (),
     ) -> torch.Tensor:
-        """(batch, n_features) raw features of each response against one item's reference."""
-        return pair_features(
+        """(batch, n_features) raw features of each response against one item's reference
+        answer and, where the scorer reads them, its exemplars (``exemplar_scores`` on the
+        0-1 scale)."""
+        features, _ = self.featurise_and_compare(
+            question=question,
+            reference_answer=reference_answer,
+            responses=responses,
+            embeddings=embeddings,
+            exemplar_texts=exemplar_texts,
+            exemplar_scores=exemplar_scores,
+        )
+        return features
+
+    def featurise_and_compare(
+        self,
+        *,
+        question: str,
+        reference_answer: str,
+        responses: list[str],
+        embeddings: dict[str, torch.Tensor] | None = None,
+        exemplar_texts: Sequence[str] = (),
+        exemplar_scores: Sequence[float] = (),
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``featurise``'s features and (batch, n_exemplars) the similarity of each response
+        to each exemplar (no columns when the scorer does not read exemplars)."""
+        features = pair_features(
             question=question,
             reference_answer=reference_answer,
             responses=responses,
@@ -175,6 +240,15 @@ class ReferenceScorer(nn.Module):
             config=self.config,
             embeddings=embeddings,
         )
+        if not self.config.use_exemplars:
+            return features, torch.zeros(len(responses), 0)
+        similarity = text_similarity(
+            responses, list(exemplar_texts), idf_char=self.idf_char.cpu(), config=self.config
+        )
+        scores = torch.tensor(list(exemplar_scores), dtype=torch.float32)
+        available = torch.ones_like(similarity, dtype=torch.bool)
+        block = exemplar_features(similarity, scores, available, self.config)
+        return torch.cat([features, block], dim=1), similarity
 
     def forward(
         self,
@@ -205,8 +279,12 @@ class ReferenceScorer(nn.Module):
         return torch.sigmoid(features @ self.calibrator.cpu()).clamp(0.0, 1.0)
 
 
-def feature_names(use_encoder: bool) -> tuple[str, ...]:
-    return PAIR_FEATURES + (ENCODER_FEATURES if use_encoder else ())
+def feature_names(use_encoder: bool, use_exemplars: bool = False) -> tuple[str, ...]:
+    return (
+        PAIR_FEATURES
+        + (ENCODER_FEATURES if use_encoder else ())
+        + (EXEMPLAR_FEATURES if use_exemplars else ())
+    )
 
 
 # ----- features -------------------------------------------------------------------------
@@ -352,6 +430,54 @@ def pair_features(
             response_vectors @ _unit(embeddings["question"]) if question.strip() else torch.zeros(n)
         )
     return torch.stack(columns, dim=1).to(torch.float32)  # (batch, n_features)
+
+
+def text_similarity(
+    texts: list[str], others: list[str], *, idf_char: torch.Tensor, config: ReferenceConfig
+) -> torch.Tensor:
+    """(len(texts), len(others)) cosine of character n-gram tf-idf vectors."""
+    if not texts or not others:
+        return torch.zeros(len(texts), len(others))
+    counts = textlib.char_ngram_counts(
+        texts + others, orders=config.char_orders, n_buckets=config.n_buckets
+    )
+    x = textlib.tfidf_matrix(counts, idf_char)
+    product = torch.sparse.mm(x, x.t()).to_dense()
+    return product[: len(texts), len(texts) :].to(torch.float32)
+
+
+def exemplar_features(
+    similarity: torch.Tensor,  # (batch, m) of each response with each exemplar
+    scores: torch.Tensor,  # (m,) the exemplars' scores on the 0-1 scale
+    available: torch.Tensor,  # (batch, m) bool: which exemplars each response may consult
+    config: ReferenceConfig,
+) -> torch.Tensor:
+    """(batch, len(EXEMPLAR_FEATURES)): the similarity-weighted score of the most similar
+    available exemplars (less the middle of the scale, times exemplar_weight), the similarity
+    of the nearest one, and exemplar_weight, n / (n + half_weight) for n available."""
+    batch, m = similarity.shape
+    counts = available.sum(1).to(torch.float32)  # (batch,)
+    k = min(config.exemplar_neighbours, m)
+    if k == 0:
+        return torch.zeros(batch, len(EXEMPLAR_FEATURES))
+    masked = similarity.masked_fill(~available, -math.inf)
+    top_similarity, top_index = masked.topk(k, dim=1)  # (batch, k)
+    valid = torch.isfinite(top_similarity)
+    # A little weight for every neighbour, so that dissimilar ones still vote (weakly).
+    votes = torch.where(
+        valid, top_similarity.clamp_min(0.0) + 0.05, torch.zeros_like(masked[:, :k])
+    )
+    neighbour_score = (votes * scores[top_index]).sum(1) / votes.sum(1).clamp_min(1e-9)
+    some = counts > 0
+    weight = counts / (counts + config.exemplar_half_weight)
+    return torch.stack(
+        [
+            torch.where(some, weight * (neighbour_score - 0.5), torch.zeros_like(weight)),
+            torch.where(some, top_similarity[:, 0], torch.zeros_like(weight)),
+            weight,
+        ],
+        dim=1,
+    )
 
 
 def _unit(vector: torch.Tensor) -> torch.Tensor:
@@ -569,6 +695,40 @@ def _item_features(
     )
 
 
+def _targets(examples: Sequence[ReferenceExample]) -> torch.Tensor:
+    """(n,) each example's score on the 0-1 scale of its item."""
+    return torch.tensor(
+        [
+            min(1.0, max(0.0, (e.score - e.min_score) / (e.max_score - e.min_score)))
+            for e in examples
+        ],
+        dtype=torch.float32,
+    )
+
+
+def _drawn_exemplar_features(
+    item: _ItemData, idf_char: torch.Tensor, config: ReferenceConfig, generator: torch.Generator
+) -> torch.Tensor:
+    """(n, len(EXEMPLAR_FEATURES)) for the item's answers, each seeing a random draw of the
+    item's other scored answers as its exemplars (none for some), as answers to an item with
+    that many teacher scores would."""
+    responses = [e.response for e in item.examples]
+    n = len(responses)
+    counts = textlib.char_ngram_counts(
+        responses, orders=config.char_orders, n_buckets=config.n_buckets
+    )
+    x = textlib.tfidf_matrix(counts, idf_char)
+    similarity = torch.sparse.mm(x, x.t()).to_dense().to(torch.float32)  # (n, n)
+    keys = torch.rand(n, n, generator=generator)
+    keys.fill_diagonal_(math.inf)  # an answer is never its own exemplar
+    rank = keys.argsort(dim=1).argsort(dim=1)  # (n, n): each exemplar's place in the draw
+    drawn = torch.randint(1, config.exemplar_draw_max + 1, (n,), generator=generator)
+    none = torch.rand(n, generator=generator) < config.exemplar_none_share
+    drawn = torch.where(none, torch.zeros_like(drawn), drawn).clamp_max(n - 1)
+    available = rank < drawn[:, None]
+    return exemplar_features(similarity, _targets(item.examples), available, config)
+
+
 @contextmanager
 def _one_thread_on_cpu(device: torch.device) -> Iterator[None]:
     """Run the small network's many tiny steps on one thread. Splitting a (256, 32) matmul
@@ -633,14 +793,7 @@ def _stack(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Features, 0-1 targets and per-example weights (each item weighs the same)."""
     x = torch.cat([features[item.key] for item in items])
-    target = torch.tensor(
-        [
-            min(1.0, max(0.0, (e.score - e.min_score) / (e.max_score - e.min_score)))
-            for item in items
-            for e in item.examples
-        ],
-        dtype=torch.float32,
-    )
+    target = torch.cat([_targets(item.examples) for item in items])
     weight = torch.cat(
         [torch.full((len(item.examples),), 1.0 / len(item.examples)) for item in items]
     )
@@ -665,9 +818,14 @@ def train_reference_grader(
 
     Whole items are held out to choose the number of epochs, to measure how the scorer does
     on items it has never seen, and to fit the confidence model. Deterministic given the seed.
+
+    Unless ``config`` says otherwise, the scorer also learns to read an item's own
+    teacher-scored answers (exemplars), from random draws of each training item's answers;
+    ``validated_qwk`` is measured without any (a new item), ``validated_qwk_with_exemplars``
+    with the same kind of draws.
     """
     by_item = _validate(examples)
-    base = config or ReferenceConfig()
+    base = config or ReferenceConfig(use_exemplars=True)
     cfg = dataclasses.replace(base, use_encoder=encoder is not None)
     device = torch.device(device)
 
@@ -676,16 +834,20 @@ def train_reference_grader(
     total_word = torch.stack([item.doc_word for item in items]).sum(0)
     total_docs = sum(item.n_docs for item in items)
     # Each item's features with the idf of the other items: a new item's words are unseen too.
-    features = {
-        item.key: _item_features(
-            item,
-            textlib.idf_from_frequency(total_char - item.doc_char, total_docs - item.n_docs),
-            textlib.idf_from_frequency(total_word - item.doc_word, total_docs - item.n_docs),
-            cfg,
-            encoder,
-        )
-        for item in items
-    }
+    features: dict[str, torch.Tensor] = {}
+    # The same without exemplars, for the figures of a new item.
+    zero_shot: dict[str, torch.Tensor] = {}
+    draws = torch.Generator().manual_seed(cfg.seed + 1)
+    for item in items:
+        idf_char = textlib.idf_from_frequency(total_char - item.doc_char, total_docs - item.n_docs)
+        idf_word = textlib.idf_from_frequency(total_word - item.doc_word, total_docs - item.n_docs)
+        pair = _item_features(item, idf_char, idf_word, cfg, encoder)
+        if cfg.use_exemplars:
+            drawn = _drawn_exemplar_features(item, idf_char, cfg, draws)
+            features[item.key] = torch.cat([pair, drawn], dim=1)
+            zero_shot[item.key] = torch.cat([pair, torch.zeros_like(drawn)], dim=1)
+        else:
+            features[item.key] = zero_shot[item.key] = pair
 
     generator = torch.Generator().manual_seed(cfg.seed)
     shuffled = [items[int(i)] for i in torch.randperm(len(items), generator=generator)]
@@ -710,17 +872,25 @@ def train_reference_grader(
         model.load_state_dict(state)
         model.eval()
 
-        with torch.no_grad():
-            held_out = [
-                HeldOutItem(
-                    logits=model(features[item.key].to(device)).logits.cpu(),
-                    empty=features[item.key][:, PAIR_FEATURES.index("empty")] > 0.5,
-                    gold=_levels(item.examples),
-                    n_levels=item.examples[0].n_levels,
-                )
-                for item in validation_items
-            ]
-        report = held_out_report(held_out)
+        def held_out(source: dict[str, torch.Tensor]) -> list[HeldOutItem]:
+            with torch.no_grad():
+                return [
+                    HeldOutItem(
+                        logits=model(source[item.key].to(device)).logits.cpu(),
+                        empty=source[item.key][:, PAIR_FEATURES.index("empty")] > 0.5,
+                        gold=_levels(item.examples),
+                        n_levels=item.examples[0].n_levels,
+                    )
+                    for item in validation_items
+                ]
+
+        # Decoding and confidence are fitted on the answers as the scorer will meet them (with
+        # and without exemplars); the QWK that gates a new version is that of new items.
+        report = held_out_report(held_out(features))
+        if cfg.use_exemplars:
+            new_items = held_out_report(held_out(zero_shot))
+            report.metrics["validated_qwk_with_exemplars"] = report.metrics["validated_qwk"]
+            report.metrics["validated_qwk"] = new_items.metrics["validated_qwk"]
 
         if cfg.refit_on_all:
             model = _new_model(cfg, device)
@@ -755,6 +925,41 @@ def train_reference_grader(
 # ----- grading --------------------------------------------------------------------------
 
 _EXPLAINED_WORDS = 5
+_SIMILAR_SHOWN = 3
+
+
+@dataclass(frozen=True)
+class _ItemInput:
+    """What the scorer reads of the item being graded."""
+
+    question: str
+    reference_answer: str
+    exemplars: tuple[Exemplar, ...]
+    exemplar_scores: tuple[float, ...]  # on the 0-1 scale
+
+    @classmethod
+    def of(
+        cls,
+        question: str,
+        reference_answer: str,
+        min_score: float,
+        max_score: float,
+        exemplars: Sequence[Exemplar],
+    ) -> _ItemInput:
+        kept = tuple(exemplars)[-MAX_EXEMPLARS:]
+        for exemplar in kept:
+            if not min_score - 1e-9 <= exemplar.score <= max_score + 1e-9:
+                raise ValueError(
+                    f"exemplar {exemplar.key!r}: score {exemplar.score} is outside "
+                    f"{min_score}..{max_score}"
+                )
+        span = max_score - min_score
+        return cls(
+            question=question,
+            reference_answer=reference_answer,
+            exemplars=kept,
+            exemplar_scores=tuple((e.score - min_score) / span for e in kept),
+        )
 
 
 @dataclass
@@ -777,18 +982,24 @@ class TrainedReferenceGrader:
             encoder, question=question, reference_answer=reference_answer, responses=texts
         )
 
-    @torch.no_grad()
-    def _raw(
-        self, question: str, reference_answer: str, texts: list[str], encoder: Encoder | None
-    ) -> torch.Tensor:
-        """(batch,) raw 0-1 scores."""
-        embeddings = self._embeddings(encoder, question, reference_answer, texts)
-        features = self.scorer.featurise(
-            question=question,
-            reference_answer=reference_answer,
+    def _features(
+        self, item: _ItemInput, texts: list[str], encoder: Encoder | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(batch, n_features) and (batch, n_exemplars) similarities, as ``featurise``."""
+        embeddings = self._embeddings(encoder, item.question, item.reference_answer, texts)
+        return self.scorer.featurise_and_compare(
+            question=item.question,
+            reference_answer=item.reference_answer,
             responses=texts,
             embeddings=embeddings,
+            exemplar_texts=[e.text for e in item.exemplars],
+            exemplar_scores=item.exemplar_scores,
         )
+
+    @torch.no_grad()
+    def _raw(self, item: _ItemInput, texts: list[str], encoder: Encoder | None) -> torch.Tensor:
+        """(batch,) raw 0-1 scores."""
+        features, _ = self._features(item, texts, encoder)
         device = self.scorer.feature_mean.device
         return self.scorer(features.to(device)).raw.cpu()
 
@@ -803,28 +1014,40 @@ class TrainedReferenceGrader:
         n_levels: int,
         encoder: Encoder | None = None,
         explain: bool = True,
+        exemplars: Sequence[Exemplar] = (),
     ) -> list[GradePrediction]:
-        """Scores on the item's scale (one of its levels), each with its confidence and the
-        reference words the response holds (positive weight) or misses (negative weight)."""
+        """Scores on the item's scale (one of its levels), each with its confidence, the
+        item's teacher-scored answers most like it (``exemplars``, when the scorer reads them)
+        and the reference words the response holds (positive weight) or misses (negative)."""
         _check_scale(reference_answer, min_score, max_score, n_levels)
         if not texts:
             return []
-        raw = self._raw(question, reference_answer, texts, encoder)
+        item = _ItemInput.of(question, reference_answer, min_score, max_score, exemplars)
+        features, similarity = self._features(item, texts, encoder)
+        with torch.no_grad():
+            raw = self.scorer(features.to(self.scorer.feature_mean.device)).raw.cpu()
         level = snap(raw, n_levels)
         step = (max_score - min_score) / (n_levels - 1)
         confidence = self.scorer.confidence(raw, n_levels)
         words = (
-            self._word_effects(
-                question, reference_answer, texts, raw, max_score - min_score, encoder
-            )
+            self._word_effects(item, texts, raw, max_score - min_score, encoder)
             if explain
             else [[] for _ in texts]
         )
+        k = min(_SIMILAR_SHOWN, similarity.shape[1])
+        top_similarity, top_index = similarity.topk(k, dim=1)
         return [
             GradePrediction(
                 score=float(min_score + int(level[i]) * step),
                 confidence=float(confidence[i]),
-                similar=[],
+                similar=[
+                    {
+                        "key": item.exemplars[int(j)].key,
+                        "score": item.exemplars[int(j)].score,
+                        "similarity": round(float(value), 3),
+                    }
+                    for value, j in zip(top_similarity[i], top_index[i], strict=True)
+                ],
                 phrases=words[i],
             )
             for i in range(len(texts))
@@ -840,6 +1063,7 @@ class TrainedReferenceGrader:
         max_score: float,
         n_levels: int,
         encoder: Encoder | None = None,
+        exemplars: Sequence[Exemplar] = (),
     ) -> list[dict[str, Any]]:
         """Per response: ``{"raw", "matched", "missing", "features"}``. ``features`` is how
         far each feature moved the score, in score points: the drop when that feature alone is
@@ -848,13 +1072,8 @@ class TrainedReferenceGrader:
         if not texts:
             return []
         scale = max_score - min_score
-        embeddings = self._embeddings(encoder, question, reference_answer, texts)
-        features = self.scorer.featurise(
-            question=question,
-            reference_answer=reference_answer,
-            responses=texts,
-            embeddings=embeddings,
-        )
+        item = _ItemInput.of(question, reference_answer, min_score, max_score, exemplars)
+        features, _ = self._features(item, texts, encoder)
         names = self.scorer.feature_names
         with torch.no_grad():
             base = self.scorer(features).raw  # (batch,)
@@ -863,7 +1082,7 @@ class TrainedReferenceGrader:
                 moved = features.clone()
                 moved[:, j] = self.scorer.feature_mean[j]
                 effects[:, j] = (base - self.scorer(moved).raw) * scale
-        words = self._word_effects(question, reference_answer, texts, base, scale, encoder)
+        words = self._word_effects(item, texts, base, scale, encoder)
         return [
             {
                 "raw": round(float(base[i]), 4),
@@ -876,8 +1095,7 @@ class TrainedReferenceGrader:
 
     def _word_effects(
         self,
-        question: str,
-        reference_answer: str,
+        item: _ItemInput,
         texts: list[str],
         raw: torch.Tensor,
         scale: float,
@@ -885,7 +1103,7 @@ class TrainedReferenceGrader:
     ) -> list[list[dict[str, Any]]]:
         """The rarest reference words each response holds or misses, each weighted by how the
         score moves (in score points) when the response loses it or gains it."""
-        reference_words = content_words(reference_answer)
+        reference_words = content_words(item.reference_answer)
         idf = _word_idf(reference_words, self.scorer.idf_word.cpu(), self.scorer.config.n_buckets)
         by_stem: dict[str, str] = {}
         for word in sorted(dict.fromkeys(reference_words), key=lambda w: (-idf[w], w)):
@@ -911,9 +1129,7 @@ class TrainedReferenceGrader:
                 row.append((by_stem[s], False, len(variants), -1))
                 variants.append(f"{text} {by_stem[s]}")
             plan.append(row)
-        moved = (
-            self._raw(question, reference_answer, variants, encoder) if variants else torch.zeros(0)
-        )
+        moved = self._raw(item, variants, encoder) if variants else torch.zeros(0)
         result = []
         for i, row in enumerate(plan):
             phrases = []

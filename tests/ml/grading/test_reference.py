@@ -3,22 +3,28 @@ it never saw by how much of the reference answer they hold."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from edu_dl.ml.grading.pipeline import GraderUnavailable
 from edu_dl.ml.grading.reference import (
+    EXEMPLAR_FEATURES,
     PAIR_FEATURES,
+    Exemplar,
     HeldOutItem,
     ReferenceConfig,
     ReferenceExample,
     ReferenceScorer,
     TrainedReferenceGrader,
+    exemplar_features,
     feature_names,
     fit_decoding,
     train_reference_grader,
 )
+from edu_dl.ml.metrics import quadratic_weighted_kappa
 from edu_dl.ml.registry import build_model, model_names
 
 SMALL = ReferenceConfig(hidden_sizes=(16, 8), epochs=120, patience=30, n_buckets=2**14, seed=3)
@@ -314,3 +320,140 @@ def test_refuses_an_item_without_a_reference_answer():
 
     with pytest.raises(ValueError, match="item 'item-5' has an empty reference answer"):
         train_reference_grader(examples, config=SMALL)
+
+
+# ----- exemplars: the item's own teacher-scored answers ---------------------------------------
+
+
+def make_opaque_item(key: str, seed: int, per_level: int = 8) -> list[ReferenceExample]:
+    """An item whose model answer and lengths say nothing of the scores (0-2): each level's
+    answers draw on words of their own, so only the item's other scored answers tell."""
+    rng = np.random.default_rng(seed)
+    pools = [pseudo_words(rng, 5) for _ in range(3)]
+    reference = " ".join(pseudo_words(rng, 8))
+    examples = []
+    for level, pool in enumerate(pools):
+        for _ in range(per_level):
+            words = list(rng.choice(pool, 4, replace=True)) + list(rng.choice(FILLER, 3))
+            rng.shuffle(words)
+            examples.append(
+                ReferenceExample(
+                    item_key=key,
+                    question="what do you think",
+                    reference_answer=reference,
+                    response=" ".join(words),
+                    score=float(level),
+                    min_score=0.0,
+                    max_score=2.0,
+                    n_levels=3,
+                )
+            )
+    return examples
+
+
+@pytest.fixture(scope="module")
+def reading_grader() -> TrainedReferenceGrader:
+    """Learnt on items whose model answer tells the scores apart and on items where only the
+    item's other scored answers do."""
+    examples = [e for i in range(3) for e in make_item(f"item-{i}", seed=i, per_level=8)]
+    examples += [e for i in range(3, 7) for e in make_opaque_item(f"item-{i}", seed=i)]
+    return train_reference_grader(examples, config=dataclasses.replace(SMALL, use_exemplars=True))
+
+
+def exemplars_of(examples: list[ReferenceExample]) -> list[Exemplar]:
+    return [
+        Exemplar(key=f"scored-{i}", text=e.response, score=e.score) for i, e in enumerate(examples)
+    ]
+
+
+def test_an_items_scored_answers_carry_it_where_its_model_answer_says_nothing(reading_grader):
+    item = make_opaque_item("unseen", seed=99)
+    scored, rest = item[::2], item[1::2]
+    gold = np.array([e.score for e in rest]).astype(int)
+    inverted = [dataclasses.replace(e, score=2.0 - e.score) for e in exemplars_of(scored)]
+
+    def scores(exemplars: list[Exemplar]) -> np.ndarray:
+        predictions = grade_item(reading_grader, rest, explain=False, exemplars=exemplars)
+        return np.array([p.score for p in predictions]).astype(int)
+
+    blind, told, misled = scores([]), scores(exemplars_of(scored)), scores(inverted)
+
+    assert quadratic_weighted_kappa(gold, told, 3) > quadratic_weighted_kappa(gold, blind, 3) + 0.3
+    # Scored the other way round, the like answers pull the scores the other way.
+    assert told[gold == 2].mean() > misled[gold == 2].mean()
+    assert told[gold == 0].mean() < misled[gold == 0].mean()
+
+
+def test_the_explanation_names_the_most_similar_scored_answers(reading_grader):
+    item = make_item("unseen", seed=99)
+    scored = exemplars_of(item[1:])
+
+    (prediction,) = grade_item(reading_grader, item[:1], exemplars=scored)
+
+    keys = [s["key"] for s in prediction.similar]
+    similarities = [s["similarity"] for s in prediction.similar]
+    assert len(keys) == 3 and set(keys) <= {e.key for e in scored}
+    assert similarities == sorted(similarities, reverse=True)
+    nearest = next(e for e in scored if e.key == keys[0])
+    assert prediction.similar[0]["score"] == nearest.score
+
+
+def test_an_answer_identical_to_a_scored_one_finds_it_first(reading_grader):
+    item = make_item("unseen", seed=99)
+    scored = exemplars_of(item)
+
+    (prediction,) = grade_item(reading_grader, item[5:6], exemplars=scored)
+
+    assert prediction.similar[0]["key"] == "scored-5"
+    assert prediction.similar[0]["similarity"] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_an_exemplar_score_outside_the_scale_is_refused(reading_grader):
+    item = make_item("unseen", seed=99)
+    bad = [Exemplar(key="r9", text="some answer", score=3.0)]
+
+    with pytest.raises(ValueError, match=r"exemplar 'r9': score 3.0 is outside 0.0..2.0"):
+        grade_item(reading_grader, item, exemplars=bad)
+
+
+def test_without_exemplars_the_exemplar_features_are_zero():
+    config = ReferenceConfig(use_exemplars=True, exemplar_half_weight=10.0)
+    similarity = torch.tensor([[0.9, 0.1, 0.5], [0.2, 0.3, 0.1]])
+    scores = torch.tensor([1.0, 0.0, 0.5])
+
+    none = exemplar_features(similarity, scores, torch.zeros(2, 3, dtype=torch.bool), config)
+    some = exemplar_features(similarity, scores, torch.ones(2, 3, dtype=torch.bool), config)
+
+    assert torch.equal(none, torch.zeros(2, len(EXEMPLAR_FEATURES)))
+    weight = 3 / 13
+    assert some[:, EXEMPLAR_FEATURES.index("exemplar_weight")].tolist() == pytest.approx(
+        [weight, weight]
+    )
+    assert some[:, EXEMPLAR_FEATURES.index("exemplar_similarity")].tolist() == pytest.approx(
+        [0.9, 0.3]
+    )
+    # Row 0 leans to the 1.0 answer it is most like: above the middle of the scale.
+    assert some[0, EXEMPLAR_FEATURES.index("exemplar_score")] > 0
+
+
+def test_a_grader_that_reads_exemplars_keeps_them_in_its_checkpoint(reading_grader):
+    item = make_item("unseen", seed=99)
+    scored = exemplars_of(item[::3])
+    loaded = TrainedReferenceGrader.from_bytes(reading_grader.to_bytes())
+
+    assert loaded.scorer.config.use_exemplars
+    assert loaded.scorer.feature_names == feature_names(False, use_exemplars=True)
+    before = grade_item(reading_grader, item, exemplars=scored)
+    after = grade_item(loaded, item, exemplars=scored)
+    assert [p.score for p in before] == [p.score for p in after]
+    assert "validated_qwk_with_exemplars" in reading_grader.metrics
+
+
+def test_a_grader_trained_without_exemplars_ignores_them(grader):
+    item = make_item("unseen", seed=99)
+
+    plain = grade_item(grader, item, explain=False)
+    offered = grade_item(grader, item, explain=False, exemplars=exemplars_of(item))
+
+    assert [p.score for p in plain] == [p.score for p in offered]
+    assert all(p.similar == [] for p in offered)
