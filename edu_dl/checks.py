@@ -3,7 +3,8 @@
 Ids: E001 not a dict, E002 unknown option, E003 DEVICE, E004 ARTIFACT_STORAGE,
 E005 a number out of range (counts, thread counts, fractions, thresholds, the regex time limit),
 E006 time limits in the wrong order, E007 KT_MODEL unknown, E008 GRADING_ENCODER not a text,
-E009 RECOMMENDER_BAND not a band (two numbers 0 <= low < high <= 1).
+E009 RECOMMENDER_BAND not a band (two numbers 0 <= low < high <= 1),
+E010 WEBHOOK_ALLOW_PRIVATE_HOSTS not a boolean, E011 ENCRYPTION_KEYS not a list of Fernet keys.
 """
 
 from __future__ import annotations
@@ -187,4 +188,43 @@ def check_edu_dl_settings(app_configs=None, **kwargs) -> list[Error]:
                 id="edu_dl.E008",
             )
         )
+    allow_private = merged["WEBHOOK_ALLOW_PRIVATE_HOSTS"]
+    if not isinstance(allow_private, bool):
+        # Not truthiness: a "false" read from a file or the environment is a true string, and
+        # would open the school's network to every teacher's webhooks.
+        errors.append(
+            Error(
+                "settings.EDU_DL['WEBHOOK_ALLOW_PRIVATE_HOSTS'] must be True or False, "
+                f"not {allow_private!r}.",
+                hint="True lets webhooks reach loopback, private and carrier-grade NAT "
+                "addresses, for receivers inside the site's own network.",
+                id="edu_dl.E010",
+            )
+        )
+    problem = _encryption_keys_problem(merged["ENCRYPTION_KEYS"])
+    if problem:
+        errors.append(
+            Error(
+                f"settings.EDU_DL['ENCRYPTION_KEYS'] {problem}.",
+                hint="A list of keys made by cryptography's Fernet.generate_key() (44 url-safe "
+                "base64 characters), the one that encrypts first; [] derives one from SECRET_KEY.",
+                id="edu_dl.E011",
+            )
+        )
     return errors
+
+
+def _encryption_keys_problem(keys: object) -> str | None:
+    """What is wrong with the ENCRYPTION_KEYS option (never the key itself), or None."""
+    if not isinstance(keys, list | tuple):
+        return f"must be a list of keys, not a {type(keys).__name__}"
+    from cryptography.fernet import Fernet
+
+    for position, key in enumerate(keys):
+        try:
+            Fernet(key)
+        except (TypeError, ValueError):
+            return f"holds something that is not a Fernet key at position {position}"
+    if len(set(keys)) != len(keys):
+        return "holds the same key twice"
+    return None

@@ -88,6 +88,17 @@ DEFAULTS: dict[str, Any] = {
     # one skill.
     "RECOMMENDER_COUNT": 5,
     "RECOMMENDER_PER_SKILL": 2,
+    # Webhooks reach only public internet addresses: a url whose host is, or resolves to, a
+    # loopback, private (10.x, 192.168.x, fc00::/7 ...) or carrier-grade NAT address is refused,
+    # so a teacher cannot use a subscription to probe the school's own network. True allows
+    # those, for a site whose receivers live inside its network (a Moodle on 10.x). Link-local
+    # addresses (169.254.169.254, where cloud metadata services answer), multicast and reserved
+    # ones are refused either way.
+    "WEBHOOK_ALLOW_PRIVATE_HOSTS": False,
+    # Fernet keys (Fernet.generate_key()) that encrypt the secrets the database holds (webhook
+    # signing secrets, the LTI tool's private keys; edu_dl.encryption): the first encrypts,
+    # all decrypt. Empty: one key derived from SECRET_KEY, which then must never change.
+    "ENCRYPTION_KEYS": [],
 }
 
 KNOWN_DEVICES = ("cpu", "cuda", "auto")

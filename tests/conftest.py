@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from django.conf import settings
 
@@ -44,6 +46,59 @@ def sent(monkeypatch):
 
     monkeypatch.setattr(current_app, "send_task", send_task)
     return messages
+
+
+# A public address (example.com's, once) that names under example.com / .org / .net resolve to in
+# the tests: webhooks reach only public addresses, and the tests never use real DNS.
+PUBLIC_TEST_ADDRESS = "93.184.216.34"
+PUBLIC_TEST_DOMAINS = ("example.com", "example.org", "example.net")
+UNRESOLVED_TEST_DOMAINS = ("test", "invalid")
+
+
+def _under(name: str, domains: tuple[str, ...]) -> bool:
+    return any(name == domain or name.endswith("." + domain) for domain in domains)
+
+
+class FakeDns:
+    """``socket.getaddrinfo`` for the names the tests make up (RFC 2606 / 6761 domains).
+
+    ``names`` maps a name to the addresses it resolves to: change it in a test to move a name
+    (DNS rebinding). A name under example.com, .org or .net that it does not hold resolves to
+    :data:`PUBLIC_TEST_ADDRESS`; one under .test or .invalid does not resolve. IP addresses and
+    every other name (localhost, the database's host) go to the real resolver. ``lookups``
+    lists the made-up names looked up, in order.
+    """
+
+    public_address = PUBLIC_TEST_ADDRESS
+
+    def __init__(self, real_getaddrinfo):
+        self.names: dict[str, list[str]] = {}
+        self.lookups: list[str] = []
+        self._real_getaddrinfo = real_getaddrinfo
+
+    def getaddrinfo(self, host, port, *args, **kwargs):
+        name = host.decode() if isinstance(host, bytes) else host
+        public = isinstance(name, str) and _under(name, PUBLIC_TEST_DOMAINS)
+        if not (name in self.names or public or _under(str(name), UNRESOLVED_TEST_DOMAINS)):
+            return self._real_getaddrinfo(host, port, *args, **kwargs)
+        self.lookups.append(name)
+        addresses = self.names.get(name, [PUBLIC_TEST_ADDRESS] if public else [])
+        if not addresses:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [
+            found
+            for address in addresses
+            for found in self._real_getaddrinfo(address, port, *args, **kwargs)
+        ]
+
+
+@pytest.fixture
+def fake_dns(monkeypatch):
+    """Made-up host names resolve without the network (:class:`FakeDns`); returns the fake."""
+    fake = FakeDns(socket.getaddrinfo)
+    # socket's own attribute, which edu_dl.services.webhooks (and socket.create_connection) call.
+    monkeypatch.setattr(socket, "getaddrinfo", fake.getaddrinfo)
+    return fake
 
 
 def uses_postgres() -> bool:

@@ -100,6 +100,22 @@ def test_the_default_settings_pass_the_checks():
     assert check_edu_dl_settings() == []
 
 
+FERNET_KEY = "x2Wq1gq0n0y6kq3VQ2b3wF0mXo8H6Jp4bq2l9Yt3kQ0="
+
+
+def test_fernet_keys_are_accepted_and_the_error_never_shows_a_key(settings):
+    settings.EDU_DL = {"ENCRYPTION_KEYS": [FERNET_KEY]}
+    assert check_edu_dl_settings() == []
+
+    settings.EDU_DL = {"ENCRYPTION_KEYS": [FERNET_KEY, "secret-but-malformed"]}
+    (error,) = check_edu_dl_settings()
+
+    assert error.msg == (
+        "settings.EDU_DL['ENCRYPTION_KEYS'] holds something that is not a Fernet key at position 1."
+    )
+    assert "secret-but-malformed" not in error.msg + error.hint
+
+
 @pytest.mark.parametrize(
     ("options", "error_id"),
     [
@@ -145,6 +161,13 @@ def test_the_default_settings_pass_the_checks():
         ({"RECOMMENDER_BAND": (0.85, 0.6)}, "edu_dl.E009"),
         ({"RECOMMENDER_BAND": (0.6,)}, "edu_dl.E009"),
         ({"RECOMMENDER_BAND": "0.6-0.85"}, "edu_dl.E009"),
+        ({"WEBHOOK_ALLOW_PRIVATE_HOSTS": "false"}, "edu_dl.E010"),
+        ({"WEBHOOK_ALLOW_PRIVATE_HOSTS": 1}, "edu_dl.E010"),
+        ({"WEBHOOK_ALLOW_PRIVATE_HOSTS": None}, "edu_dl.E010"),
+        ({"ENCRYPTION_KEYS": "a-key"}, "edu_dl.E011"),
+        ({"ENCRYPTION_KEYS": ["not-a-fernet-key"]}, "edu_dl.E011"),
+        ({"ENCRYPTION_KEYS": [None]}, "edu_dl.E011"),
+        ({"ENCRYPTION_KEYS": [FERNET_KEY, FERNET_KEY]}, "edu_dl.E011"),
     ],
 )
 def test_each_bad_option_is_reported_by_its_check(settings, options, error_id):
@@ -171,6 +194,42 @@ def test_grading_options_at_their_limits_pass_the_checks(settings, options):
     settings.EDU_DL = options
 
     assert check_edu_dl_settings() == []
+
+
+def test_allowing_private_webhook_hosts_takes_a_boolean_and_says_so(settings):
+    settings.EDU_DL = {"WEBHOOK_ALLOW_PRIVATE_HOSTS": "false"}
+
+    (error,) = check_edu_dl_settings()
+
+    assert error.msg == (
+        "settings.EDU_DL['WEBHOOK_ALLOW_PRIVATE_HOSTS'] must be True or False, not 'false'."
+    )
+    settings.EDU_DL = {"WEBHOOK_ALLOW_PRIVATE_HOSTS": True}
+    assert check_edu_dl_settings() == []
+
+
+@pytest.mark.parametrize(
+    ("environment", "allowed"),
+    [
+        ({}, "True"),
+        ({"DJANGO_DEBUG": "false"}, "True"),
+        ({"EDU_DL_WEBHOOK_ALLOW_PRIVATE_HOSTS": "false"}, "False"),
+    ],
+)
+def test_the_one_machine_settings_let_webhooks_reach_it_unless_told_not_to(
+    environment, allowed, monkeypatch
+):
+    """make demo's settings allow private webhook hosts, so a receiver in development works;
+    the suite's refuse them (a test with a local receiver allows them with the settings
+    fixture)."""
+    monkeypatch.delenv("EDU_DL_WEBHOOK_ALLOW_PRIVATE_HOSTS", raising=False)
+    show = "from edu_dl.conf import edu_settings; print(edu_settings.WEBHOOK_ALLOW_PRIVATE_HOSTS)"
+
+    result = run_manage("shell", "-c", show, **environment)
+
+    # The last line: Django's shell first says what it imported.
+    assert (result.returncode, result.stdout.strip().splitlines()[-1]) == (0, allowed)
+    assert edu_settings.WEBHOOK_ALLOW_PRIVATE_HOSTS is False
 
 
 def test_a_regex_time_limit_that_is_not_a_positive_number_is_named_with_its_value(settings):

