@@ -17,15 +17,14 @@ def decrypt(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('edu_dl_lti', '0001_lti_tool_tables'),
+        ("edu_dl_lti", "0001_lti_tool_tables"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='toolkey',
-            name='private_key_pem',
+            model_name="toolkey",
+            name="private_key_pem",
             field=edu_dl.encryption.EncryptedTextField(),
         ),
         migrations.RunPython(encrypt, decrypt),
