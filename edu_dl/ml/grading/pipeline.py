@@ -200,6 +200,7 @@ def train_grader(
         "n_levels": n_levels,
         "ridge": report.ridge,
         "view_weights": {k: round(v, 4) for k, v in report.view_weights.items()},
+        "poly_gamma": report.poly_gamma,
     }
     return TrainedGrader(
         scorer=scorer.eval(),

@@ -231,3 +231,73 @@ def test_a_grader_trained_on_one_score_level_is_never_trusted():
         min_qwk=0.0,
         min_confidence=0.0,
     )
+
+
+# ----- the bent (polynomial) kernel -------------------------------------------------------------
+
+
+def either_but_not_both(n: int = 200, seed: int = 0) -> tuple[list[str], list[float]]:
+    """Answers scored 1 when they name exactly one of two causes and 0 for none or both (the
+    rubric's "pick one"): no weight per word can score that, weights per pair of words can."""
+    rng = np.random.default_rng(seed)
+    filler = ["the", "because", "water", "heat", "so", "it", "then", "rises", "falls", "air"]
+    texts, scores = [], []
+    for i in range(n):
+        words = list(rng.choice(filler, 6))
+        first, second = i % 4 in (1, 3), i % 4 in (2, 3)
+        # A cause or a word of the same length in its place: the length says nothing.
+        words.append("evaporation" if first else "temperature")
+        words.append("condensation" if second else "stratosphere")
+        rng.shuffle(words)
+        texts.append(" ".join(words))
+        scores.append(1.0 if first != second else 0.0)
+    return texts, scores
+
+
+def test_the_search_bends_the_kernel_where_words_count_together():
+    texts, scores = either_but_not_both()
+
+    _, bent = fit_item_scorer(texts, scores, min_score=0, max_score=1, n_levels=2)
+    _, straight = fit_item_scorer(
+        texts, scores, min_score=0, max_score=1, n_levels=2, config=ScorerConfig(poly_gammas=())
+    )
+
+    assert bent.poly_gamma > 0
+    assert straight.poly_gamma == 0
+    assert bent.validated_qwk > 0.99 > straight.validated_qwk + 0.05
+
+
+def test_a_bent_scorer_survives_a_checkpoint_round_trip_and_its_phrases_add_up():
+    texts, scores = either_but_not_both()
+    grader = train_grader(texts, scores, list(range(len(texts))), min_score=0, max_score=1)
+    assert grader.metrics["poly_gamma"] > 0
+    probe = ["heat so evaporation", "evaporation then condensation", "the air rises"]
+
+    restored = TrainedGrader.from_bytes(grader.to_bytes())
+
+    before, after = grader.scorer(probe), restored.scorer(probe)
+    assert torch.allclose(before.raw, after.raw, atol=1e-6)
+    assert [p.score for p in grader.grade(probe)] == [p.score for p in restored.grade(probe)]
+    # Each n-gram's weight in this answer times its value, summed, is the score less the bias
+    # and the surface measures: the phrases explain the whole of what the n-grams did.
+    scorer = restored.scorer
+    for text, raw in zip(probe, before.raw.tolist(), strict=True):
+        x_char, x_word = scorer._tfidf([text])
+        weight_char, weight_word = scorer.view_weights(x_char, x_word)
+        ngrams = float(torch.sparse.mm(x_char, weight_char[:, None]).sum()) + float(
+            torch.sparse.mm(x_word, weight_word[:, None]).sum()
+        )
+        shape = float(scorer._shape([text], x_char, x_word)[0] @ scorer.weight_shape)
+        assert ngrams + shape + float(scorer.bias) == pytest.approx(raw, abs=1e-4)
+
+
+def test_the_kernel_stays_straight_for_long_texts_or_few_answers():
+    texts, scores = either_but_not_both()
+
+    _, too_long = fit_item_scorer(
+        texts, scores, min_score=0, max_score=1, n_levels=2, config=ScorerConfig(poly_max_nnz=10)
+    )
+    _, too_few = fit_item_scorer(texts[:100], scores[:100], min_score=0, max_score=1, n_levels=2)
+
+    assert too_long.poly_gamma == 0
+    assert too_few.poly_gamma == 0
