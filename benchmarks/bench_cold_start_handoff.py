@@ -82,6 +82,21 @@ def main() -> None:
         gold = np.array([r.score for r in test[item]], dtype=np.int64)
         return quadratic_weighted_kappa(gold, np.asarray(predicted, dtype=np.int64), levels[item])
 
+    def cold_start_qwk(grader, item: str, exemplars: list) -> float:
+        """The cold-start grader's QWK on the question's test answers, reading ``exemplars``."""
+        first = test[item][0]
+        graded = grader.grade(
+            question="",
+            reference_answer=reference[item],
+            texts=[r.response for r in test[item]],
+            min_score=first.min_score,
+            max_score=first.max_score,
+            n_levels=levels[item],
+            explain=False,
+            exemplars=exemplars,
+        )
+        return qwk(item, [g.score for g in graded])
+
     started = time.perf_counter()
     cold: dict[str, float] = {}
     graders: dict[str, object] = {}
@@ -98,17 +113,7 @@ def main() -> None:
         grader = train_reference_grader(examples)
         for k in held_out:
             graders[k] = grader
-            first = test[k][0]
-            graded = grader.grade(
-                question="",
-                reference_answer=reference[k],
-                texts=[r.response for r in test[k]],
-                min_score=first.min_score,
-                max_score=first.max_score,
-                n_levels=levels[k],
-                explain=False,
-            )
-            cold[k] = qwk(k, [g.score for g in graded])
+            cold[k] = cold_start_qwk(grader, k, [])
     print(
         f"cold-start grader (question held out): mean QWK {statistics.fmean(cold.values()):.3f}"
         f"  per question {', '.join(f'{cold[k]:.3f}' for k in items)}"
@@ -120,18 +125,8 @@ def main() -> None:
             drawn = list(train[k])
             random.Random(args.seed).shuffle(drawn)
             drawn = drawn[:size]
-            first = test[k][0]
-            graded = graders[k].grade(
-                question="",
-                reference_answer=reference[k],
-                texts=[r.response for r in test[k]],
-                min_score=first.min_score,
-                max_score=first.max_score,
-                n_levels=levels[k],
-                explain=False,
-                exemplars=[Exemplar(r.row, r.response, r.score) for r in drawn],
-            )
-            with_exemplars.append(qwk(k, [g.score for g in graded]))
+            exemplars = [Exemplar(r.row, r.response, r.score) for r in drawn]
+            with_exemplars.append(cold_start_qwk(graders[k], k, exemplars))
             scorer, _ = fit_item_scorer(
                 [r.response for r in drawn],
                 [r.score for r in drawn],
