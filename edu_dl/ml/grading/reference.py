@@ -196,27 +196,10 @@ class ReferenceScorer(nn.Module):
     def feature_names(self) -> tuple[str, ...]:
         return feature_names(self.config.use_encoder, self.config.use_exemplars)
 
-    def featurise(
-        self,
-        *,
-        question: str,
-        reference_answer: str,
-        responses: list[str],
-        embeddings: dict[str, torch.Tensor] | None = None,
-        exemplar_texts: Sequence[str] = (),
-        exemplar_scores: Sequence[float] = (),
-    ) -> torch.Tensor:
-        """(batch, n_features) raw features of each response against one item's reference
-        answer and, where the scorer reads them, its exemplars (``exemplar_scores`` on the
-        0-1 scale)."""
-        features, _ = self.featurise_and_compare(
-            question=question,
-            reference_answer=reference_answer,
-            responses=responses,
-            embeddings=embeddings,
-            exemplar_texts=exemplar_texts,
-            exemplar_scores=exemplar_scores,
-        )
+    def featurise(self, **inputs: Any) -> torch.Tensor:
+        """(batch, n_features) raw features: :meth:`featurise_and_compare`'s, without the
+        similarities."""
+        features, _ = self.featurise_and_compare(**inputs)
         return features
 
     def featurise_and_compare(
@@ -433,17 +416,22 @@ def pair_features(
 
 
 def text_similarity(
-    texts: list[str], others: list[str], *, idf_char: torch.Tensor, config: ReferenceConfig
+    texts: list[str],
+    others: list[str] | None,
+    *,
+    idf_char: torch.Tensor,
+    config: ReferenceConfig,
 ) -> torch.Tensor:
-    """(len(texts), len(others)) cosine of character n-gram tf-idf vectors."""
-    if not texts or not others:
-        return torch.zeros(len(texts), len(others))
-    counts = textlib.char_ngram_counts(
-        texts + others, orders=config.char_orders, n_buckets=config.n_buckets
-    )
+    """(len(texts), len(others)) cosine of character n-gram tf-idf vectors; ``others`` None:
+    of ``texts`` with themselves."""
+    pool = texts if others is None else texts + others
+    n_others = len(pool) - len(texts) if others is not None else len(texts)
+    if not texts or not n_others:
+        return torch.zeros(len(texts), n_others)
+    counts = textlib.char_ngram_counts(pool, orders=config.char_orders, n_buckets=config.n_buckets)
     x = textlib.tfidf_matrix(counts, idf_char)
-    product = torch.sparse.mm(x, x.t()).to_dense()
-    return product[: len(texts), len(texts) :].to(torch.float32)
+    product = torch.sparse.mm(x, x.t()).to_dense().to(torch.float32)
+    return product if others is None else product[: len(texts), len(texts) :]
 
 
 def exemplar_features(
@@ -714,11 +702,7 @@ def _drawn_exemplar_features(
     that many teacher scores would."""
     responses = [e.response for e in item.examples]
     n = len(responses)
-    counts = textlib.char_ngram_counts(
-        responses, orders=config.char_orders, n_buckets=config.n_buckets
-    )
-    x = textlib.tfidf_matrix(counts, idf_char)
-    similarity = torch.sparse.mm(x, x.t()).to_dense().to(torch.float32)  # (n, n)
+    similarity = text_similarity(responses, None, idf_char=idf_char, config=config)  # (n, n)
     keys = torch.rand(n, n, generator=generator)
     keys.fill_diagonal_(math.inf)  # an answer is never its own exemplar
     rank = keys.argsort(dim=1).argsort(dim=1)  # (n, n): each exemplar's place in the draw

@@ -572,15 +572,13 @@ def fit_item_scorer(
     squares = (
         {name: grams[name] * grams[name] for name in ("char", "word")} if len(gammas) > 1 else {}
     )
-    weights, gamma, ridge, selection_qwk, search = _search_kernels(
+    weights, gamma, ridge, selection_qwk, search, decomposition = _search_kernels(
         grams, squares, gammas, y, gold, n_levels, cfg
     )
 
-    kernel = _kernel(grams, squares, weights, gamma)
     y_mean = float(y.mean())
     y_centered = torch.tensor(y - y_mean, dtype=torch.float64)
-    eigenvalues, eigenvectors = torch.linalg.eigh(kernel)
-    eigenvalues = eigenvalues.clamp_min(0)
+    eigenvalues, eigenvectors = decomposition or _eigen(_kernel(grams, squares, weights, gamma))
     loo_centered, alpha = _loo(
         eigenvalues, eigenvectors, eigenvectors.T @ y_centered, y_centered, ridge
     )
@@ -707,9 +705,7 @@ def _search(
         key = tuple(round(weights[name], 6) for name in sorted(weights))
         if key in cache:
             return cache[key]
-        kernel = _kernel(grams, squares, weights, gamma)
-        eigenvalues, eigenvectors = torch.linalg.eigh(kernel)
-        eigenvalues = eigenvalues.clamp_min(0)
+        eigenvalues, eigenvectors = _eigen(_kernel(grams, squares, weights, gamma))
         projected = eigenvectors.T @ y_centered
         best = (-2.0, math.inf, cfg.ridge_grid[0])
         for ridge in cfg.ridge_grid:
@@ -744,9 +740,16 @@ def _search(
     return weights, best[2], best[0], history
 
 
+def _eigen(kernel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigenvalues (clamped at 0: a kernel is positive semi-definite up to rounding) and
+    eigenvectors of a kernel matrix."""
+    eigenvalues, eigenvectors = torch.linalg.eigh(kernel)
+    return eigenvalues.clamp_min(0), eigenvectors
+
+
 def _search_kernels(
     grams, squares, gammas, y, gold, n_levels, cfg
-) -> tuple[dict[str, float], float, float, float, list[dict[str, Any]]]:
+) -> tuple[dict[str, float], float, float, float, list[dict[str, Any]], tuple | None]:
     """The view weights, gamma and ridge to fit with: with one gamma, its search; with several,
     each gamma's search, and the gamma whose leave-one-out predictions, cut at boundaries fitted
     on the other half of the responses, agree best with the teacher (the midpoint QWK the
@@ -759,16 +762,16 @@ def _search_kernels(
         weights, ridge, qwk, tried = _search(grams, squares, gamma, y, gold, n_levels, cfg)
         history += tried
         if len(gammas) == 1:
-            return weights, gamma, ridge, qwk, history
-        eigenvalues, eigenvectors = torch.linalg.eigh(_kernel(grams, squares, weights, gamma))
-        eigenvalues = eigenvalues.clamp_min(0)
+            return weights, gamma, ridge, qwk, history, None
+        # The winner's decomposition is returned, so that the fit does not compute it again.
+        eigenvalues, eigenvectors = _eigen(_kernel(grams, squares, weights, gamma))
         loo, _ = _loo(eigenvalues, eigenvectors, eigenvectors.T @ y_centered, y_centered, ridge)
         held_out = cross_fitted_qwk(loo.numpy() + y_mean, gold, n_levels, cfg.min_for_thresholds)
         history.append({"gamma": gamma, "cross_fitted_qwk": round(held_out, 4)})
         if best is None or held_out > best[0] + 1e-4:
-            best = (held_out, weights, gamma, ridge, qwk)
+            best = (held_out, weights, gamma, ridge, qwk, (eigenvalues, eigenvectors))
     assert best is not None
-    return best[1], best[2], best[3], best[4], history
+    return best[1], best[2], best[3], best[4], history, best[5]
 
 
 def fit_logistic(features: torch.Tensor, target: torch.Tensor, l2: float = 1e-2) -> torch.Tensor:
