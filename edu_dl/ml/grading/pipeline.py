@@ -201,6 +201,7 @@ def train_grader(
         "ridge": report.ridge,
         "view_weights": {k: round(v, 4) for k, v in report.view_weights.items()},
         "poly_gamma": report.poly_gamma,
+        "threshold_rule": report.threshold_rule,
     }
     return TrainedGrader(
         scorer=scorer.eval(),

@@ -113,6 +113,7 @@ class FitReport:
     view_weights: dict[str, float]
     n_train: int
     poly_gamma: float = 0.0
+    threshold_rule: str = "midpoints"
     search: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -478,14 +479,42 @@ def fit_thresholds(raw: np.ndarray, gold: np.ndarray, n_levels: int, passes: int
     return thresholds
 
 
+def share_thresholds(raw: np.ndarray, gold: np.ndarray, n_levels: int) -> np.ndarray:
+    """Level boundaries that give the held-out predictions the teacher's share of each level
+    (the lowest share of raw scores is level 0, and so on). Less prone than a QWK search to
+    chase the noise of a few hundred answers; a level the teacher never gave is never given."""
+    shares = np.bincount(gold, minlength=n_levels).cumsum()[:-1] / len(gold)
+    thresholds = np.quantile(np.asarray(raw, dtype=np.float64), shares)
+    # Strictly increasing, as searchsorted needs; equal shares (an unused level) stay together.
+    return thresholds + np.arange(n_levels - 1) * 1e-9
+
+
+def mixed_thresholds(raw: np.ndarray, gold: np.ndarray, n_levels: int) -> np.ndarray:
+    """Halfway between the QWK-searched boundaries and the teacher's-shares ones."""
+    return (fit_thresholds(raw, gold, n_levels) + share_thresholds(raw, gold, n_levels)) / 2
+
+
+# How level boundaries may be fitted on held-out predictions; each item takes the rule whose
+# cross-fitted QWK is best.
+THRESHOLD_RULES = {
+    "qwk": fit_thresholds,
+    "shares": share_thresholds,
+    "mixed": mixed_thresholds,
+}
+
+
 def cross_fitted_qwk(
-    loo: np.ndarray, gold: np.ndarray, n_levels: int, min_for_thresholds: int
+    loo: np.ndarray,
+    gold: np.ndarray,
+    n_levels: int,
+    min_for_thresholds: int,
+    rule: str = "qwk",
 ) -> float:
     """QWK of leave-one-out predictions whose level boundaries were fitted without them.
 
     The responses are split in two halves (a fixed interleaving, so the figure is the same on
-    every run); each half is cut at boundaries fitted on the other. Too few responses to fit
-    boundaries: the midpoints, as the scorer itself then uses.
+    every run); each half is cut at boundaries fitted on the other by ``rule``. Too few
+    responses to fit boundaries: the midpoints, as the scorer itself then uses.
     """
     if len(gold) < min_for_thresholds:
         return quadratic_weighted_kappa(gold, _round_with(loo, _midpoints(n_levels)), n_levels)
@@ -493,7 +522,7 @@ def cross_fitted_qwk(
     halves = (order[0::2], order[1::2])
     levels = np.empty(len(gold), dtype=np.int64)
     for fit_on, apply_to in (halves, halves[::-1]):
-        thresholds = fit_thresholds(loo[fit_on], gold[fit_on], n_levels)
+        thresholds = THRESHOLD_RULES[rule](loo[fit_on], gold[fit_on], n_levels)
         levels[apply_to] = _round_with(loo[apply_to], thresholds)
     return quadratic_weighted_kappa(gold, levels, n_levels)
 
@@ -611,11 +640,15 @@ def fit_item_scorer(
         scorer.weight_embed.copy_(weights["embed"] * (views["embed"].T @ alpha32))
     scorer.bias.fill_(y_mean)
 
-    thresholds = (
-        fit_thresholds(loo, gold, n_levels)
-        if len(texts) >= cfg.min_for_thresholds
-        else _midpoints(n_levels)
-    )
+    rule = "midpoints"
+    thresholds = _midpoints(n_levels)
+    if len(texts) >= cfg.min_for_thresholds and len(np.unique(gold)) > 1:
+        held_out = {
+            name: cross_fitted_qwk(loo, gold, n_levels, cfg.min_for_thresholds, rule=name)
+            for name in THRESHOLD_RULES
+        }
+        rule = max(held_out, key=lambda name: (held_out[name], name == "qwk"))
+        thresholds = THRESHOLD_RULES[rule](loo, gold, n_levels)
     scorer.thresholds.copy_(torch.tensor(thresholds, dtype=torch.float32))
     loo_level = _round_with(loo, thresholds)
 
@@ -642,7 +675,9 @@ def fit_item_scorer(
     # With one score level only (say, the teacher's first answers all got 0) agreement says
     # nothing about the grader: undefined, so the release policy never trusts it.
     validated_qwk = (
-        cross_fitted_qwk(loo, gold, n_levels, cfg.min_for_thresholds)
+        cross_fitted_qwk(
+            loo, gold, n_levels, cfg.min_for_thresholds, rule="qwk" if rule == "midpoints" else rule
+        )
         if len(np.unique(gold)) > 1
         else float("nan")
     )
@@ -656,6 +691,7 @@ def fit_item_scorer(
         n_train=len(texts),
         search=search,
         poly_gamma=gamma,
+        threshold_rule=rule,
     )
     return scorer, report
 

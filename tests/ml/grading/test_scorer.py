@@ -11,7 +11,13 @@ from edu_dl.ml.grading.pipeline import (
     train_grader,
 )
 from edu_dl.ml.grading.policy import release_allowed, review_priority
-from edu_dl.ml.grading.scorer import ItemScorer, ScorerConfig, fit_item_scorer, fit_thresholds
+from edu_dl.ml.grading.scorer import (
+    ItemScorer,
+    ScorerConfig,
+    fit_item_scorer,
+    fit_thresholds,
+    share_thresholds,
+)
 from edu_dl.ml.metrics import expected_calibration_error, quadratic_weighted_kappa
 from edu_dl.ml.registry import build_model, model_names
 
@@ -187,6 +193,29 @@ def test_thresholds_never_lose_qwk_against_midpoints():
     assert quadratic_weighted_kappa(gold, fitted, 4) >= quadratic_weighted_kappa(gold, midpoint, 4)
 
 
+def test_share_thresholds_give_each_level_the_teachers_share():
+    rng = np.random.default_rng(1)
+    gold = rng.choice(4, size=400, p=[0.1, 0.2, 0.3, 0.4])
+    raw = np.clip(gold / 3 + rng.normal(0.1, 0.2, 400), 0, 1)  # biased and noisy
+
+    levels = np.searchsorted(share_thresholds(raw, gold, 4), raw, side="right")
+
+    teacher = np.bincount(gold, minlength=4) / 400
+    assert np.abs(np.bincount(levels, minlength=4) / 400 - teacher).max() < 0.01
+    # A level the teacher never gave is never predicted.
+    never = share_thresholds(raw, np.where(gold == 2, 1, gold), 4)
+    assert 2 not in np.searchsorted(never, raw, side="right")
+
+
+def test_the_fit_records_the_boundary_rule_it_chose_on_held_out_answers():
+    texts = (GOOD + PARTIAL + WRONG) * 15
+    scores = ([2.0] * 4 + [1.0] * 4 + [0.0] * 4) * 15
+    grader = train_grader(texts, scores, list(range(len(texts))), min_score=0, max_score=2)
+    assert grader.metrics["threshold_rule"] in {"qwk", "shares", "mixed"}
+    few = train_grader(texts[:24], scores[:24], list(range(24)), min_score=0, max_score=2)
+    assert few.metrics["threshold_rule"] == "midpoints"
+
+
 def test_quadratic_weighted_kappa_known_values():
     assert quadratic_weighted_kappa([0, 1, 2], [0, 1, 2], 3) == 1.0
     assert quadratic_weighted_kappa([0, 1, 2, 0], [2, 1, 0, 2], 3) < 0
@@ -264,7 +293,8 @@ def test_the_search_bends_the_kernel_where_words_count_together():
 
     assert bent.poly_gamma > 0
     assert straight.poly_gamma == 0
-    assert bent.validated_qwk > 0.99 > straight.validated_qwk + 0.05
+    assert bent.validated_qwk > 0.99
+    assert straight.validated_qwk < 0.95
 
 
 def test_a_bent_scorer_survives_a_checkpoint_round_trip_and_its_phrases_add_up():
