@@ -121,6 +121,17 @@ def check_edu_dl_settings(app_configs=None, **kwargs) -> list[Error]:
                 id="edu_dl.E005",
             )
         )
+    audit = merged["GRADING_AUDIT_SHARE"]
+    if isinstance(audit, bool) or not isinstance(audit, int | float) or not 0 <= audit < 1:
+        errors.append(
+            Error(
+                "settings.EDU_DL['GRADING_AUDIT_SHARE'] must be a number from 0 to below 1 "
+                f"(e.g. 0.1), not {audit!r}.",
+                hint="It is the share of each item's answers that always go to the teacher, "
+                "so that the item's grader is measured on a fair sample; 0 turns the check off.",
+                id="edu_dl.E005",
+            )
+        )
     share = merged["KT_VALIDATION_SHARE"]
     if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share < 1:
         errors.append(

@@ -63,6 +63,11 @@ DEFAULTS: dict[str, Any] = {
     # response goes to the review queue. An item can set its own (Item.release_min_qwk /
     # Item.release_min_confidence).
     "GRADING_RELEASE_MIN_CONFIDENCE": 0.85,
+    # The random check: this share of each item's answers (drawn by a hash of the response id,
+    # so whatever they say) always goes to the teacher, first in the review queue, and the item's
+    # grader is measured on them, a fair sample, rather than on the answers the queue chose for
+    # being hard. From 0 (no check: measured on all teacher scores) to below 1.
+    "GRADING_AUDIT_SHARE": 0.1,
     # An item's grader is retrained once teachers scored this many of its responses (accepted
     # or overridden) since it was last trained.
     "GRADING_RETRAIN_AFTER_TEACHER_SCORES": 50,

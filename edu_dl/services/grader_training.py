@@ -215,6 +215,7 @@ def _item_grader_train(*, run: TrainingRun, reporter: Any) -> Any:
         TrainedGrader,
         train_grader,
     )
+    from edu_dl.ml.grading.policy import in_audit_sample
     from edu_dl.services.training import TrainingOutcome
 
     item = run.item
@@ -240,6 +241,10 @@ def _item_grader_train(*, run: TrainingRun, reporter: Any) -> Any:
             max_score=item.max_score,
             reference_answer=item.reference_answer,
             encoder=encoder,
+            audit=[
+                in_audit_sample(response_id, edu_settings.GRADING_AUDIT_SHARE)
+                for response_id in data.response_ids
+            ],
         )
     except ValueError as error:
         raise ValidationFailed(str(error)) from error

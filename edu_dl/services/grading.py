@@ -10,7 +10,8 @@ The flow of :func:`responses_grade_by_model`, per item of the responses it is gi
     neither, or it cannot run here ─► needs_review ("no trained grader for this item yet" ...)
 
     release policy (edu_dl.ml.grading.policy.release_allowed: the version's validated QWK and
-    this prediction's confidence against the item's thresholds or the EDU_DL settings)
+    this prediction's confidence against the item's thresholds or the EDU_DL settings; an
+    answer of the item's random check, EDU_DL GRADING_AUDIT_SHARE, is never released)
         ├── allowed ─► graded, released ─► Interaction ─► on commit: the student's mastery update
         │                                  ─► grade.released webhooks of the course
         └── refused ─► needs_review, hidden from the student, with a priority for the review
@@ -47,6 +48,7 @@ from django.db import OperationalError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from edu_dl.conf import edu_settings
 from edu_dl.models import Item, ModelKind, ModelVersion, Response, ResponseGrade, Submission
 from edu_dl.selectors.grading import (
     item_grader_yields_to_cold_start,
@@ -82,6 +84,10 @@ GLOBAL_SCOPE_KEY = "global"
 REASON_NO_GRADER = "no trained grader for this item yet"
 REASON_UNREADABLE = "grader file could not be read"
 REASON_FAILED = "the grader failed on this answer (see the worker log)"
+REASON_AUDIT = (
+    "random check: the teacher grades this answer so that the grader is measured on a fair "
+    "sample (EDU_DL['GRADING_AUDIT_SHARE'])"
+)
 REVIEW_REASON_MAX_LENGTH = 200
 
 
@@ -318,10 +324,17 @@ def _shown(value: float, threshold: float) -> tuple[str, str]:
 
 
 def _decide(
-    *, validated_qwk: float | None, confidence: float, min_qwk: float, min_confidence: float
+    *,
+    validated_qwk: float | None,
+    confidence: float,
+    min_qwk: float,
+    min_confidence: float,
+    audited: bool = False,
 ) -> _Decision:
     from edu_dl.ml.grading.policy import release_allowed
 
+    if audited:
+        return _Decision(released=False, reason=REASON_AUDIT, note=REASON_AUDIT)
     if release_allowed(
         validated_qwk=validated_qwk,
         confidence=confidence,
@@ -398,9 +411,10 @@ def _write_predictions(
     now: datetime,
     grading: _Pass,
 ) -> _ItemResult:
-    from edu_dl.ml.grading.policy import review_priority
+    from edu_dl.ml.grading.policy import AUDIT_PRIORITY, in_audit_sample, review_priority
 
     min_qwk, min_confidence = release_thresholds(item=item)
+    audit_share = edu_settings.GRADING_AUDIT_SHARE
     validated_qwk = grader.validated_qwk
     model = grader.description()
     locked = _locked(list(predictions), grading=grading, version=grader.version)
@@ -411,11 +425,13 @@ def _write_predictions(
         confidence = float(prediction.confidence)
         if not math.isnan(confidence):
             confidence = min(1.0, max(0.0, confidence))
+        audited = in_audit_sample(response.pk, audit_share)
         decision = _decide(
             validated_qwk=validated_qwk,
             confidence=confidence,
             min_qwk=min_qwk,
             min_confidence=min_confidence,
+            audited=audited,
         )
         nearest = prediction.similar[0]["similarity"] if prediction.similar else None
         response.score = float(prediction.score)
@@ -430,6 +446,7 @@ def _write_predictions(
                     "released": decision.released,
                     "min_qwk": min_qwk,
                     "min_confidence": min_confidence,
+                    "random_check": audited,
                 },
             }
         )
@@ -442,8 +459,10 @@ def _write_predictions(
             released.append(response)
         else:
             response.status = Response.Status.NEEDS_REVIEW
-            response.review_priority = review_priority(
-                confidence=response.confidence, nearest_similarity=nearest
+            response.review_priority = (
+                AUDIT_PRIORITY
+                if audited
+                else review_priority(confidence=response.confidence, nearest_similarity=nearest)
             )
             response.review_reason = decision.reason
         response.save(

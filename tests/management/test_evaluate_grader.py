@@ -230,6 +230,32 @@ def test_simulation_with_an_unreachable_bar_leaves_everything_to_the_teacher(tmp
     assert all(item["released_share"] == 0.0 for item in result["review_items"])
 
 
+def test_the_simulation_leaves_the_random_check_to_the_teacher_and_validates_on_it(tmp_path):
+    rows = read_graded_csv(write_csv(tmp_path / "answers.csv", repeats=4))
+
+    result = simulate_review(rows, batch=10, min_qwk=0.0, min_confidence=0.0, audit_share=0.3)
+
+    assert result["audit_share"] == 0.3
+    for item in result["review_items"]:
+        assert item["audited"] > 0
+        # Both gates are open, so everything else waiting is released once a grader exists;
+        # the check never is.
+        assert 0 < item["released_share"] <= 1 - item["audited"] / item["responses"]
+
+
+@pytest.mark.django_db
+def test_a_random_check_share_outside_its_range_is_refused(tmp_path):
+    data = write_csv(tmp_path / "answers.csv", repeats=4)
+
+    with pytest.raises(CommandError, match="--audit-share must be from 0 to below 1, not 1.0"):
+        call_command(
+            "evaluate_grader",
+            "--format", "csv", "--data", str(data), "--encoder", "",
+            "--simulate-review", "--audit-share", "1",
+            stdout=io.StringIO(), stderr=io.StringIO(),
+        )  # fmt: skip
+
+
 @pytest.mark.django_db
 def test_bad_input_is_a_clear_command_error(tmp_path):
     bad = tmp_path / "bad.csv"

@@ -85,6 +85,26 @@ def test_a_grader_run_learns_the_items_teacher_scores_and_serves_them():
     assert grader.validated_qwk == 0.8
 
 
+def test_the_grader_is_validated_on_the_random_check_of_the_items_answers(settings):
+    # Every answer in the check (the tests keep it off otherwise), 60 of them: enough.
+    settings.EDU_DL = {**settings.EDU_DL, "GRADING_AUDIT_SHARE": 0.999999}
+    quiz = make_quiz(items=[PHOTOSYNTHESIS])
+    item = quiz.items[0]
+    texts, scores = photosynthesis_answers()
+    teacher_scored(quiz, item, texts * 2, scores * 2)
+    run = training_request(kind="grader", item=item, requested_by=quiz.teacher)
+
+    training_run_execute(run_id=run.pk, task_id="t1", worker="w1")
+
+    metrics = ModelVersion.objects.get().metrics
+    assert (metrics["validated_on"], metrics["validated_answers"]) == ("random check", 60)
+    settings.EDU_DL = {**settings.EDU_DL, "GRADING_AUDIT_SHARE": 0.0}
+    run = training_request(kind="grader", item=item, requested_by=quiz.teacher)
+    training_run_execute(run_id=run.pk, task_id="t2", worker="w1")
+    latest = ModelVersion.objects.latest("version").metrics
+    assert (latest["validated_on"], latest["validated_answers"]) == ("all teacher scores", 60)
+
+
 def test_a_new_grader_is_gated_on_the_answers_the_active_one_never_learnt_from():
     quiz = make_quiz(items=[PHOTOSYNTHESIS])
     item = quiz.items[0]

@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 
 from edu_dl.ml.grading.pipeline import TrainedGrader, train_grader
-from edu_dl.ml.grading.policy import review_priority
+from edu_dl.ml.grading.policy import AUDIT_PRIORITY, review_priority
 from edu_dl.ml.grading.reference import (
     Exemplar,
     ReferenceConfig,
@@ -23,6 +23,7 @@ from edu_dl.models import Interaction, Item, Response, ResponseGrade, Submission
 from edu_dl.selectors.submissions import response_visible_score
 from edu_dl.services.artifacts import artifact_storage
 from edu_dl.services.grading import (
+    REASON_AUDIT,
     responses_grade_by_model,
     responses_pending_sweep,
     responses_rescore_waiting,
@@ -200,6 +201,28 @@ def test_a_grader_whose_validated_qwk_is_below_the_items_bar_releases_nothing(
     assert (response.status, response.released) == ("needs_review", False)
     assert response.review_reason == "the grader's validated QWK 0.80 is below 0.95"
     assert response_visible_score(response=response, viewer=student) is None
+
+
+def test_an_answer_of_the_random_check_goes_to_the_teacher_first_however_sure_the_grader(
+    grader, sent, settings, django_capture_on_commit_callbacks
+):
+    # Nearly every answer is in the check: this one is, whatever id the database gave it.
+    settings.EDU_DL = {**settings.EDU_DL, "GRADING_AUDIT_SHARE": 0.999999}
+    quiz = photosynthesis_quiz(release_min_qwk=0.5, release_min_confidence=0.5)
+    activate_grader(grader, item=quiz.items[0])
+    student, response = submitted(quiz)
+    expected = grader.grade([GOOD_ANSWER])[0]
+
+    grade([response.pk], django_capture_on_commit_callbacks)
+
+    response.refresh_from_db()
+    assert (response.status, response.released) == ("needs_review", False)
+    assert response.score == expected.score  # the suggestion the teacher sees
+    assert response.review_reason == REASON_AUDIT
+    assert response.review_priority == AUDIT_PRIORITY
+    assert response.explanation["release"]["random_check"] is True
+    assert response_visible_score(response=response, viewer=student) is None
+    assert not Interaction.objects.exists()
 
 
 def test_the_site_settings_apply_where_the_item_sets_no_bar(

@@ -63,6 +63,13 @@ class Command(BaseCommand):
             "(default: EDU_DL GRADING_RELEASE_MIN_CONFIDENCE)",
         )
         parser.add_argument(
+            "--audit-share",
+            type=float,
+            default=None,
+            help="the simulation's random check: the share of each item's answers the teacher "
+            "always grades and the grader is measured on (default: EDU_DL GRADING_AUDIT_SHARE)",
+        )
+        parser.add_argument(
             "--predictions", default=None, help="write one csv row per test response"
         )
         parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default=None)
@@ -227,6 +234,10 @@ class Command(BaseCommand):
                     name = "--" + flag.replace("_", "-")
                     raise CommandError(f"{name} must be between 0 and 1, not {value}")
                 gates[flag] = value
+            audit_share = options["audit_share"]
+            audit_share = edu_settings.GRADING_AUDIT_SHARE if audit_share is None else audit_share
+            if not 0.0 <= audit_share < 1.0:
+                raise CommandError(f"--audit-share must be from 0 to below 1, not {audit_share}")
             pool = next(iter(datasets.values()))
             output.update(
                 evaluation.simulate_review(
@@ -234,6 +245,7 @@ class Command(BaseCommand):
                     batch=batch,
                     min_qwk=gates["release_min_qwk"],
                     min_confidence=gates["release_min_confidence"],
+                    audit_share=audit_share,
                     encoder=cached,
                     seed=options["seed"],
                     log=log,

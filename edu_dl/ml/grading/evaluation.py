@@ -24,7 +24,13 @@ from edu_dl.ml.grading.pipeline import (
     score_levels,
     train_grader,
 )
-from edu_dl.ml.grading.policy import cold_start_preferred, release_allowed, review_priority
+from edu_dl.ml.grading.policy import (
+    AUDIT_PRIORITY,
+    cold_start_preferred,
+    in_audit_sample,
+    release_allowed,
+    review_priority,
+)
 from edu_dl.ml.grading.reference import Exemplar
 from edu_dl.ml.grading.scorer import levels_of
 from edu_dl.ml.metrics import expected_calibration_error, quadratic_weighted_kappa
@@ -255,6 +261,7 @@ class _ItemState:
     rows: list[GradedText]
     n_levels: int
     queue_order: list[int]  # positions into rows, teacher's next picks first
+    audited: set[int] = field(default_factory=set)  # positions in the random check
     hand: set[int] = field(default_factory=set)
     released: dict[int, float] = field(default_factory=dict)
     validated_qwk: float | None = None
@@ -267,6 +274,7 @@ def simulate_review(
     batch: int,
     min_qwk: float,
     min_confidence: float,
+    audit_share: float = 0.0,
     encoder=None,
     seed: int = 0,
     max_rounds: int = 1000,
@@ -279,7 +287,9 @@ def simulate_review(
     exists, in arrival order), the item's grader retrains on all teacher scores so far (as the
     production retrain after K new teacher scores does), and it scores the responses nobody has
     graded: a score is released when the policy allows, otherwise the response waits in the
-    queue with its priority. A released score is final (the student has seen it).
+    queue with its priority. A released score is final (the student has seen it). The answers
+    of the random check (``audit_share`` of each item's, drawn as production draws them) are
+    never released and come first in the queue; the grader's validated QWK is measured on them.
 
     After each round one curve point: if the teacher graded everything still waiting, what
     share of responses would have been graded by hand, and what QWK would the final grades
@@ -293,7 +303,12 @@ def simulate_review(
         n_levels = score_levels(
             item_rows[0].min_score, item_rows[0].max_score, [r.score for r in item_rows]
         )
-        states.append(_ItemState(item_id, item_rows, n_levels, order))
+        audited = {
+            position
+            for position, row in enumerate(item_rows)
+            if in_audit_sample(f"{item_id}/{row.split}/{row.row}", audit_share)
+        }
+        states.append(_ItemState(item_id, item_rows, n_levels, order, audited))
     total = sum(len(s.rows) for s in states)
     curve: list[dict[str, Any]] = []
     train_seconds = 0.0
@@ -317,6 +332,7 @@ def simulate_review(
                 max_score=first.max_score,
                 reference_answer=first.reference_answer,
                 encoder=encoder,
+                audit=[i in state.audited for i in hand],
             )
             state.retrains += 1
             state.validated_qwk = grader.metrics["validated_qwk"]
@@ -331,19 +347,27 @@ def simulate_review(
             train_seconds += time.perf_counter() - started
             priorities = {}
             for position, prediction in zip(waiting, graded, strict=True):
+                audited = position in state.audited
                 if release_allowed(
                     validated_qwk=state.validated_qwk,
                     confidence=prediction.confidence,
                     min_qwk=min_qwk,
                     min_confidence=min_confidence,
+                    audited=audited,
                 ):
                     state.released[position] = prediction.score
+                elif audited:
+                    priorities[position] = AUDIT_PRIORITY
                 else:
                     nearest = prediction.similar[0]["similarity"] if prediction.similar else None
                     priorities[position] = review_priority(
                         confidence=prediction.confidence, nearest_similarity=nearest
                     )
-            state.queue_order = sorted(priorities, key=lambda p: (-priorities[p], p))
+            # The random check first (production gives it the top priority), then by priority.
+            state.queue_order = sorted(
+                priorities,
+                key=lambda p: (p not in state.audited, -priorities[p], p),
+            )
         point = _curve_point(states, total)
         point["round"] = round_number
         curve.append(point)
@@ -353,6 +377,7 @@ def simulate_review(
         "review_batch": batch,
         "release_min_qwk": min_qwk,
         "release_min_confidence": min_confidence,
+        "audit_share": audit_share,
         "review_items": [
             {
                 "item_id": s.item_id,
@@ -360,6 +385,7 @@ def simulate_review(
                 "hand_share": round(len(s.hand) / len(s.rows), 4),
                 "released_share": round(len(s.released) / len(s.rows), 4),
                 "validated_qwk": s.validated_qwk,
+                "audited": len(s.audited),
                 "retrains": s.retrains,
             }
             for s in states

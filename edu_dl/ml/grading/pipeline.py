@@ -165,8 +165,10 @@ def train_grader(
     reference_answer: str = "",
     encoder: Encoder | None = None,
     config: ScorerConfig | None = None,
+    audit: list[bool] | None = None,
 ) -> TrainedGrader:
-    """Fit an item's grader on its teacher-scored responses."""
+    """Fit an item's grader on its teacher-scored responses; ``audit`` marks those of the
+    item's random check, which the validated QWK is measured on (see fit_item_scorer)."""
     if not (len(texts) == len(scores) == len(keys)):
         raise ValueError("texts, scores and keys differ in length")
     if len(texts) < MIN_SCORED_RESPONSES:
@@ -187,6 +189,7 @@ def train_grader(
         reference_answer=reference_answer,
         embeddings=embeddings,
         config=config,
+        audit=audit,
     )
     metrics = {
         # None when undefined (one score level only): JSON has no NaN, and None is never trusted.
@@ -202,6 +205,9 @@ def train_grader(
         "view_weights": {k: round(v, 4) for k, v in report.view_weights.items()},
         "poly_gamma": report.poly_gamma,
         "threshold_rule": report.threshold_rule,
+        # What validated_qwk was measured on: how many answers, from which sample.
+        "validated_answers": report.validated_on,
+        "validated_on": "random check" if report.validated_on_audit else "all teacher scores",
     }
     return TrainedGrader(
         scorer=scorer.eval(),

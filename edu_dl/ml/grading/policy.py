@@ -4,7 +4,24 @@ the review simulation of ``evaluate_grader``, so the simulation measures what pr
 
 from __future__ import annotations
 
+import hashlib
 import math
+
+# The review priority of an answer in the random check: the highest, so the teacher grades the
+# whole sample (a sample graded only in part, the easy ones first, would no longer be random).
+AUDIT_PRIORITY = 1.0
+
+
+def in_audit_sample(key: int | str, share: float) -> bool:
+    """Whether an answer belongs to its item's random check: a fixed ``share`` of answers,
+    drawn by a hash of the answer's key (its response id) and so independent of what it says,
+    that always go to the teacher. The graders' agreement with the teacher is measured on these,
+    a fair sample of the item's answers, rather than on the answers the review queue chose for
+    being hard (which understates a good grader and may overstate a poor one)."""
+    if share <= 0:
+        return False
+    digest = hashlib.blake2b(f"edu-dl-audit:{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64 < share
 
 
 def release_allowed(
@@ -13,10 +30,12 @@ def release_allowed(
     confidence: float | None,
     min_qwk: float,
     min_confidence: float,
+    audited: bool = False,
 ) -> bool:
     """A model score reaches the student only when both the item's model has proved itself
-    against teacher scores and this prediction is confident; anything unknown means no."""
-    if validated_qwk is None or confidence is None:
+    against teacher scores and this prediction is confident, and the answer is not one of the
+    random check's (those the teacher always grades); anything unknown means no."""
+    if audited or validated_qwk is None or confidence is None:
         return False
     if math.isnan(validated_qwk) or math.isnan(confidence):
         return False

@@ -70,6 +70,9 @@ class ScorerConfig:
     min_for_view_search: int = 150
     # Fewer scored responses than this: level boundaries stay at the midpoints.
     min_for_thresholds: int = 150
+    # The fewest answers of the random check that the validated QWK is measured on (fewer: on
+    # every teacher-scored answer). A QWK from 50 answers is still within about 0.1 of the truth.
+    min_audited: int = 50
     # The character and word kernels may bend: k(x, y) + gamma * k(x, y)^2, a degree-2
     # polynomial kernel, which weighs n-grams that occur *together* ("both the cause and the
     # effect") besides each on its own. The search tries these gammas (0: linear) from
@@ -114,6 +117,9 @@ class FitReport:
     n_train: int
     poly_gamma: float = 0.0
     threshold_rule: str = "midpoints"
+    # How many answers validated_qwk was measured on, and whether they were the random check's.
+    validated_on: int = 0
+    validated_on_audit: bool = False
     search: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -509,22 +515,27 @@ def cross_fitted_qwk(
     n_levels: int,
     min_for_thresholds: int,
     rule: str = "qwk",
+    measured: np.ndarray | None = None,
 ) -> float:
     """QWK of leave-one-out predictions whose level boundaries were fitted without them.
 
-    The responses are split in two halves (a fixed interleaving, so the figure is the same on
-    every run); each half is cut at boundaries fitted on the other by ``rule``. Too few
-    responses to fit boundaries: the midpoints, as the scorer itself then uses.
+    The responses measured (all, or those ``measured`` marks) are split in two halves (a fixed
+    interleaving, so the figure is the same on every run); each half is cut at boundaries
+    fitted by ``rule`` on every other response. Too few responses to fit boundaries: the
+    midpoints, as the scorer itself then uses.
     """
+    on = np.arange(len(gold)) if measured is None else np.flatnonzero(measured)
     if len(gold) < min_for_thresholds:
-        return quadratic_weighted_kappa(gold, _round_with(loo, _midpoints(n_levels)), n_levels)
-    order = np.random.default_rng(len(gold)).permutation(len(gold))
-    halves = (order[0::2], order[1::2])
+        midpoint_levels = _round_with(loo[on], _midpoints(n_levels))
+        return quadratic_weighted_kappa(gold[on], midpoint_levels, n_levels)
+    order = on[np.random.default_rng(len(on)).permutation(len(on))]
     levels = np.empty(len(gold), dtype=np.int64)
-    for fit_on, apply_to in (halves, halves[::-1]):
+    for apply_to in (order[0::2], order[1::2]):
+        fit_on = np.ones(len(gold), dtype=bool)
+        fit_on[apply_to] = False
         thresholds = THRESHOLD_RULES[rule](loo[fit_on], gold[fit_on], n_levels)
         levels[apply_to] = _round_with(loo[apply_to], thresholds)
-    return quadratic_weighted_kappa(gold, levels, n_levels)
+    return quadratic_weighted_kappa(gold[on], levels[on], n_levels)
 
 
 def fit_item_scorer(
@@ -537,10 +548,18 @@ def fit_item_scorer(
     reference_answer: str = "",
     embeddings: torch.Tensor | None = None,
     config: ScorerConfig | None = None,
+    audit: np.ndarray | list[bool] | None = None,
 ) -> tuple[ItemScorer, FitReport]:
-    """Fit a scorer on an item's scored responses; deterministic for the same input."""
+    """Fit a scorer on an item's scored responses; deterministic for the same input.
+
+    ``audit`` marks the responses of the item's random check (a fair sample, see
+    :func:`edu_dl.ml.grading.policy.in_audit_sample`): the validated QWK is measured on them
+    when they are at least ``min_audited`` and hold two levels, otherwise on every response.
+    """
     if len(texts) != len(scores):
         raise ValueError("texts and scores differ in length")
+    if audit is not None and len(audit) != len(texts):
+        raise ValueError("texts and audit marks differ in length")
     if len(texts) < 2:
         raise ValueError("a scorer needs at least two scored responses")
     base = config or ScorerConfig()
@@ -674,9 +693,21 @@ def fit_item_scorer(
 
     # With one score level only (say, the teacher's first answers all got 0) agreement says
     # nothing about the grader: undefined, so the release policy never trusts it.
+    # Measured on the random check where it holds enough answers of more than one level: the
+    # other teacher scores were mostly chosen by the review queue, for being hard.
+    checked = None if audit is None else np.asarray(audit, dtype=bool)
+    if checked is not None and (
+        checked.sum() < cfg.min_audited or len(np.unique(gold[checked])) < 2
+    ):
+        checked = None
     validated_qwk = (
         cross_fitted_qwk(
-            loo, gold, n_levels, cfg.min_for_thresholds, rule="qwk" if rule == "midpoints" else rule
+            loo,
+            gold,
+            n_levels,
+            cfg.min_for_thresholds,
+            rule="qwk" if rule == "midpoints" else rule,
+            measured=checked,
         )
         if len(np.unique(gold)) > 1
         else float("nan")
@@ -692,6 +723,8 @@ def fit_item_scorer(
         search=search,
         poly_gamma=gamma,
         threshold_rule=rule,
+        validated_on=int(len(texts) if checked is None else checked.sum()),
+        validated_on_audit=checked is not None,
     )
     return scorer, report
 

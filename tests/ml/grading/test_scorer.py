@@ -10,7 +10,7 @@ from edu_dl.ml.grading.pipeline import (
     score_levels,
     train_grader,
 )
-from edu_dl.ml.grading.policy import release_allowed, review_priority
+from edu_dl.ml.grading.policy import in_audit_sample, release_allowed, review_priority
 from edu_dl.ml.grading.scorer import (
     ItemScorer,
     ScorerConfig,
@@ -214,6 +214,45 @@ def test_the_fit_records_the_boundary_rule_it_chose_on_held_out_answers():
     assert grader.metrics["threshold_rule"] in {"qwk", "shares", "mixed"}
     few = train_grader(texts[:24], scores[:24], list(range(24)), min_score=0, max_score=2)
     assert few.metrics["threshold_rule"] == "midpoints"
+
+
+def test_the_random_check_is_a_fixed_share_of_answers_drawn_by_their_key():
+    drawn = [key for key in range(20_000) if in_audit_sample(key, 0.1)]
+
+    assert 0.09 < len(drawn) / 20_000 < 0.11
+    assert drawn == [key for key in range(20_000) if in_audit_sample(key, 0.1)]
+    assert set(drawn) >= {k for k in range(20_000) if in_audit_sample(k, 0.05)}
+    assert not any(in_audit_sample(key, 0.0) for key in range(1_000))
+    # An answer of the check is never released, however good the grader and the grade.
+    gates = {"validated_qwk": 1.0, "confidence": 1.0, "min_qwk": 0.0, "min_confidence": 0.0}
+    assert release_allowed(**gates)
+    assert not release_allowed(**gates, audited=True)
+
+
+def test_the_validated_qwk_is_read_on_the_random_check_once_it_holds_enough_answers():
+    texts = (GOOD + PARTIAL + WRONG) * 15
+    clean = ([2.0] * 4 + [1.0] * 4 + [0.0] * 4) * 15
+    audit = np.arange(len(texts)) % 3 == 0  # 60 answers
+    # The answers outside the check are the queue's hard cases: every other copy of each is
+    # scored the other way.
+    scores = [
+        score if checked or index // 12 % 2 else 2.0 - score
+        for index, (score, checked) in enumerate(zip(clean, audit, strict=True))
+    ]
+
+    _, on_check = fit_item_scorer(texts, scores, min_score=0, max_score=2, n_levels=3, audit=audit)
+    _, on_all = fit_item_scorer(texts, scores, min_score=0, max_score=2, n_levels=3)
+    too_few = audit & (np.arange(len(texts)) < 120)  # 40 answers
+    _, fallback = fit_item_scorer(
+        texts, scores, min_score=0, max_score=2, n_levels=3, audit=too_few
+    )
+
+    assert (on_check.validated_on, on_check.validated_on_audit) == (60, True)
+    assert on_check.validated_qwk > on_all.validated_qwk + 0.2
+    assert (fallback.validated_on, fallback.validated_on_audit) == (180, False)
+    assert fallback.validated_qwk == on_all.validated_qwk
+    with pytest.raises(ValueError, match="audit"):
+        fit_item_scorer(texts, scores, min_score=0, max_score=2, n_levels=3, audit=audit[:5])
 
 
 def test_quadratic_weighted_kappa_known_values():
