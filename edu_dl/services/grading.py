@@ -84,9 +84,10 @@ GLOBAL_SCOPE_KEY = "global"
 REASON_NO_GRADER = "no trained grader for this item yet"
 REASON_UNREADABLE = "grader file could not be read"
 REASON_FAILED = "the grader failed on this answer (see the worker log)"
+# EDU_DL GRADING_AUDIT_SHARE of the answers; the teacher reads this in the queue.
 REASON_AUDIT = (
-    "random check: the teacher grades this answer so that the grader is measured on a fair "
-    "sample (EDU_DL['GRADING_AUDIT_SHARE'])"
+    "random check: a random sample of answers always comes to the teacher, so that the "
+    "grader's agreement with you is measured fairly"
 )
 REVIEW_REASON_MAX_LENGTH = 200
 
