@@ -15,7 +15,7 @@ DEBUG = False
 # The random check of model grades (GRADING_AUDIT_SHARE) is off: which answers it holds depends
 # on database ids, so a test expecting a release would pass or fail by the id it got. The tests
 # of the check turn it on with the settings fixture.
-EDU_DL = {  # noqa: F405
+EDU_DL = {
     **EDU_DL,  # noqa: F405
     "WEBHOOK_ALLOW_PRIVATE_HOSTS": False,
     "GRADING_AUDIT_SHARE": 0.0,

@@ -247,7 +247,7 @@ def test_the_simulation_leaves_the_random_check_to_the_teacher_and_validates_on_
 def test_a_random_check_share_outside_its_range_is_refused(tmp_path):
     data = write_csv(tmp_path / "answers.csv", repeats=4)
 
-    with pytest.raises(CommandError, match="--audit-share must be from 0 to below 1, not 1.0"):
+    with pytest.raises(CommandError, match=r"--audit-share must be from 0 to below 1, not 1\.0"):
         call_command(
             "evaluate_grader",
             "--format", "csv", "--data", str(data), "--encoder", "",
