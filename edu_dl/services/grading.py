@@ -412,7 +412,7 @@ def _write_predictions(
     now: datetime,
     grading: _Pass,
 ) -> _ItemResult:
-    from edu_dl.ml.grading.policy import AUDIT_PRIORITY, in_audit_sample, review_priority
+    from edu_dl.ml.grading.policy import in_audit_sample, review_priority
 
     min_qwk, min_confidence = release_thresholds(item=item)
     audit_share = edu_settings.GRADING_AUDIT_SHARE
@@ -460,10 +460,8 @@ def _write_predictions(
             released.append(response)
         else:
             response.status = Response.Status.NEEDS_REVIEW
-            response.review_priority = (
-                AUDIT_PRIORITY
-                if audited
-                else review_priority(confidence=response.confidence, nearest_similarity=nearest)
+            response.review_priority = review_priority(
+                confidence=response.confidence, nearest_similarity=nearest, audited=audited
             )
             response.review_reason = decision.reason
         response.save(

@@ -25,7 +25,6 @@ from edu_dl.ml.grading.pipeline import (
     train_grader,
 )
 from edu_dl.ml.grading.policy import (
-    AUDIT_PRIORITY,
     cold_start_preferred,
     in_audit_sample,
     release_allowed,
@@ -356,18 +355,14 @@ def simulate_review(
                     audited=audited,
                 ):
                     state.released[position] = prediction.score
-                elif audited:
-                    priorities[position] = AUDIT_PRIORITY
                 else:
                     nearest = prediction.similar[0]["similarity"] if prediction.similar else None
                     priorities[position] = review_priority(
-                        confidence=prediction.confidence, nearest_similarity=nearest
+                        confidence=prediction.confidence,
+                        nearest_similarity=nearest,
+                        audited=audited,
                     )
-            # The random check first (production gives it the top priority), then by priority.
-            state.queue_order = sorted(
-                priorities,
-                key=lambda p: (p not in state.audited, -priorities[p], p),
-            )
+            state.queue_order = sorted(priorities, key=lambda p: (-priorities[p], p))
         point = _curve_point(states, total)
         point["round"] = round_number
         curve.append(point)

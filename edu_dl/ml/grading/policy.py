@@ -42,13 +42,18 @@ def release_allowed(
     return validated_qwk >= min_qwk and confidence >= min_confidence
 
 
-def review_priority(*, confidence: float | None, nearest_similarity: float | None) -> float:
+def review_priority(
+    *, confidence: float | None, nearest_similarity: float | None, audited: bool = False
+) -> float:
     """How much the model would learn from the teacher grading this response (0 to 1).
 
     Uncertain answers come first (the teacher's score settles a case the model cannot), and
     among them answers unlike anything scored so far (a new kind of answer teaches more than a
-    tenth copy of a known one). Without a model every answer is equally uncertain.
+    tenth copy of a known one). Without a model every answer is equally uncertain. An answer
+    of the random check comes first whatever the model thinks of it.
     """
+    if audited:
+        return AUDIT_PRIORITY
     uncertainty = 1.0 if confidence is None else 1.0 - max(0.0, min(1.0, confidence))
     novelty = 1.0 if nearest_similarity is None else 1.0 - max(0.0, min(1.0, nearest_similarity))
     return round(0.75 * uncertainty + 0.25 * novelty, 6)

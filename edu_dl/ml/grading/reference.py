@@ -425,7 +425,7 @@ def text_similarity(
     """(len(texts), len(others)) cosine of character n-gram tf-idf vectors; ``others`` None:
     of ``texts`` with themselves."""
     pool = texts if others is None else texts + others
-    n_others = len(pool) - len(texts) if others is not None else len(texts)
+    n_others = len(texts) if others is None else len(others)
     if not texts or not n_others:
         return torch.zeros(len(texts), n_others)
     counts = textlib.char_ngram_counts(pool, orders=config.char_orders, n_buckets=config.n_buckets)

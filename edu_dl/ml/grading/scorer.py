@@ -522,7 +522,7 @@ def cross_fitted_qwk(
     The responses measured (all, or those ``measured`` marks) are split in two halves (a fixed
     interleaving, so the figure is the same on every run); each half is cut at boundaries
     fitted by ``rule`` on every other response. Too few responses to fit boundaries: the
-    midpoints, as the scorer itself then uses.
+    midpoints, as the scorer itself then uses (whatever ``rule`` says, "midpoints" included).
     """
     on = np.arange(len(gold)) if measured is None else np.flatnonzero(measured)
     if len(gold) < min_for_thresholds:
@@ -659,9 +659,10 @@ def fit_item_scorer(
         scorer.weight_embed.copy_(weights["embed"] * (views["embed"].T @ alpha32))
     scorer.bias.fill_(y_mean)
 
-    rule = "midpoints"
+    several_levels = len(np.unique(gold)) > 1
+    rule, held_out = "midpoints", {}
     thresholds = _midpoints(n_levels)
-    if len(texts) >= cfg.min_for_thresholds and len(np.unique(gold)) > 1:
+    if len(texts) >= cfg.min_for_thresholds and several_levels:
         held_out = {
             name: cross_fitted_qwk(loo, gold, n_levels, cfg.min_for_thresholds, rule=name)
             for name in THRESHOLD_RULES
@@ -700,18 +701,14 @@ def fit_item_scorer(
         checked.sum() < cfg.min_audited or len(np.unique(gold[checked])) < 2
     ):
         checked = None
-    validated_qwk = (
-        cross_fitted_qwk(
-            loo,
-            gold,
-            n_levels,
-            cfg.min_for_thresholds,
-            rule="qwk" if rule == "midpoints" else rule,
-            measured=checked,
+    if not several_levels:
+        validated_qwk = float("nan")
+    elif checked is None and rule in held_out:
+        validated_qwk = held_out[rule]  # measured on every answer while choosing the rule
+    else:
+        validated_qwk = cross_fitted_qwk(
+            loo, gold, n_levels, cfg.min_for_thresholds, rule=rule, measured=checked
         )
-        if len(np.unique(gold)) > 1
-        else float("nan")
-    )
     report = FitReport(
         selection_qwk=selection_qwk,
         loo_qwk=quadratic_weighted_kappa(gold, loo_level, n_levels),

@@ -227,6 +227,8 @@ def test_the_random_check_is_a_fixed_share_of_answers_drawn_by_their_key():
     gates = {"validated_qwk": 1.0, "confidence": 1.0, "min_qwk": 0.0, "min_confidence": 0.0}
     assert release_allowed(**gates)
     assert not release_allowed(**gates, audited=True)
+    # ... and it comes first in the queue, however sure the grader is of it.
+    assert review_priority(confidence=0.99, nearest_similarity=0.99, audited=True) == 1.0
 
 
 def test_the_validated_qwk_is_read_on_the_random_check_once_it_holds_enough_answers():
