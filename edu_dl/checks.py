@@ -50,6 +50,11 @@ REGEX_TIMEOUT_MAX_S = 60
 KT_MODELS = ("akt", "dkt", "dkt-rasch")
 
 
+def _is_number(value) -> bool:
+    """An int or a float, and not a bool (which Python counts as an int)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 @register(Tags.compatibility)
 def check_edu_dl_settings(app_configs=None, **kwargs) -> list[Error]:
     options = getattr(settings, "EDU_DL", {})
@@ -107,11 +112,7 @@ def check_edu_dl_settings(app_configs=None, **kwargs) -> list[Error]:
                 )
             )
     regex_timeout = merged["GRADING_REGEX_TIMEOUT_S"]
-    if (
-        isinstance(regex_timeout, bool)
-        or not isinstance(regex_timeout, int | float)
-        or not 0 < regex_timeout <= REGEX_TIMEOUT_MAX_S
-    ):
+    if not _is_number(regex_timeout) or not 0 < regex_timeout <= REGEX_TIMEOUT_MAX_S:
         errors.append(
             Error(
                 "settings.EDU_DL['GRADING_REGEX_TIMEOUT_S'] must be a number of seconds above 0 "
@@ -122,7 +123,7 @@ def check_edu_dl_settings(app_configs=None, **kwargs) -> list[Error]:
             )
         )
     audit = merged["GRADING_AUDIT_SHARE"]
-    if isinstance(audit, bool) or not isinstance(audit, int | float) or not 0 <= audit < 1:
+    if not _is_number(audit) or not 0 <= audit < 1:
         errors.append(
             Error(
                 "settings.EDU_DL['GRADING_AUDIT_SHARE'] must be a number from 0 to below 1 "
@@ -133,7 +134,7 @@ def check_edu_dl_settings(app_configs=None, **kwargs) -> list[Error]:
             )
         )
     share = merged["KT_VALIDATION_SHARE"]
-    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share < 1:
+    if not _is_number(share) or not 0 < share < 1:
         errors.append(
             Error(
                 f"settings.EDU_DL['KT_VALIDATION_SHARE'] must be a number between 0 and 1, "
@@ -143,7 +144,7 @@ def check_edu_dl_settings(app_configs=None, **kwargs) -> list[Error]:
         )
     for name in FRACTIONS:
         value = merged[name]
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+        if not _is_number(value) or not 0 < value <= 1:
             errors.append(
                 Error(
                     f"settings.EDU_DL[{name!r}] must be a number above 0 and at most 1, "
@@ -153,7 +154,7 @@ def check_edu_dl_settings(app_configs=None, **kwargs) -> list[Error]:
             )
     for name in THRESHOLDS:
         value = merged[name]
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        if not _is_number(value) or not 0 <= value <= 1:
             errors.append(
                 Error(
                     f"settings.EDU_DL[{name!r}] must be a number from 0 to 1, not {value!r}.",
