@@ -56,13 +56,14 @@ DEFAULTS: dict[str, Any] = {
     # pattern such as (a|aa)+b backtracks for ever on a long answer: past this the answer goes to
     # the review queue instead.
     "GRADING_REGEX_TIMEOUT_S": 0.1,
-    # A model's grade is released to the student without a teacher only when the item's grader
-    # reached this quadratic weighted kappa against teacher scores on held-out answers ...
+    # A model's grade is released to the student without a teacher only when the item's grader's
+    # grades at this grade's confidence and above reached this quadratic weighted kappa against
+    # teacher scores on held-out answers (the lower end of a 95 % interval: its release curve) ...
     "GRADING_RELEASE_MIN_QWK": 0.80,
-    # ... and the grader's confidence in this one grade is at least this. Otherwise the
-    # response goes to the review queue. An item can set its own (Item.release_min_qwk /
-    # Item.release_min_confidence).
-    "GRADING_RELEASE_MIN_CONFIDENCE": 0.85,
+    # ... and the grader's confidence in this one grade is at least this (0.5: never a grade it
+    # thinks more likely wrong than right). Otherwise the response goes to the review queue. An
+    # item can set its own (Item.release_min_qwk / Item.release_min_confidence).
+    "GRADING_RELEASE_MIN_CONFIDENCE": 0.5,
     # The random check: this share of each item's answers (drawn by a hash of the response id,
     # so whatever they say) always goes to the teacher, first in the review queue, and the item's
     # grader is measured on them, a fair sample, rather than on the answers the queue chose for

@@ -70,6 +70,43 @@ def quadratic_weighted_kappa(gold: np.ndarray, predicted: np.ndarray, n_levels: 
     return float(1.0 - (weights * observed).sum() / expected_disagreement)
 
 
+def qwk_lower_bound(
+    gold: np.ndarray,
+    predicted: np.ndarray,
+    n_levels: int,
+    *,
+    quantile: float = 0.05,
+    draws: int = 400,
+    seed: int = 0,
+) -> float:
+    """A lower confidence bound on :func:`quadratic_weighted_kappa`: its ``quantile`` over
+    ``draws`` bootstrap resamples of the answers (deterministic for a given ``seed``). With 200
+    answers a kappa of 0.85 is typically known to within some 0.05, and a decision that must
+    hold for the answers not yet seen should rest on the bound, not on the point estimate."""
+    gold = np.asarray(gold, dtype=np.int64).ravel()
+    predicted = np.asarray(predicted, dtype=np.int64).ravel()
+    if gold.size == 0:
+        return float("nan")
+    quadratic_weighted_kappa(gold, predicted, n_levels)  # the same checks of the input
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, gold.size, size=(draws, gold.size))
+    cells = gold[picks] * n_levels + predicted[picks]  # (draws, n)
+    offsets = np.arange(draws)[:, None] * n_levels * n_levels
+    observed = np.bincount((cells + offsets).ravel(), minlength=draws * n_levels * n_levels)
+    observed = observed.reshape(draws, n_levels, n_levels).astype(np.float64)
+    expected = observed.sum(axis=2)[:, :, None] * observed.sum(axis=1)[:, None, :] / gold.size
+    levels = np.arange(n_levels, dtype=np.float64)
+    weights = (levels[:, None] - levels[None, :]) ** 2
+    disagreement = (weights * observed).sum(axis=(1, 2))
+    chance = (weights * expected).sum(axis=(1, 2))
+    kappa = np.where(
+        chance > 0,
+        1.0 - disagreement / np.where(chance > 0, chance, 1.0),
+        np.where(disagreement == 0, 1.0, 0.0),
+    )
+    return float(np.quantile(kappa, quantile))
+
+
 def expected_calibration_error(
     correct: np.ndarray, confidence: np.ndarray, n_bins: int = 10
 ) -> float:

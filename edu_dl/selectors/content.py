@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
@@ -254,6 +255,24 @@ class ItemDetail:
         grader or a validated QWK."""
         qwk = self.grading.validated_qwk
         return None if qwk is None else qwk >= self.policy.min_qwk
+
+    @property
+    def release_point(self) -> dict[str, Any] | None:
+        """The share of the grader's grades, surest first, that reached the release threshold
+        (``share`` of the answers it was validated on, ``qwk`` and its lower bound ``qwk_low``)
+        and from which ``confidence`` grades are released; None when none did or no grader."""
+        from edu_dl.ml.grading.policy import release_confidence, release_curve_of, release_point
+
+        if self.grading.grader is None:
+            return None
+        curve = release_curve_of(self.grading.grader.metrics or {})
+        point = release_point(curve, min_qwk=self.policy.min_qwk)
+        if point is None:
+            return None
+        needed = release_confidence(
+            curve, min_qwk=self.policy.min_qwk, min_confidence=self.policy.min_confidence
+        )
+        return {**point, "confidence": needed, "share": point.get("share", 1.0)}
 
 
 def item_detail(*, user: UserLike, course: Course, item_id: int) -> ItemDetail:

@@ -9,9 +9,10 @@ The flow of :func:`responses_grade_by_model`, per item of the responses it is gi
       EDU_DL GRADING_COLD_START_UNTIL teacher scores)
     neither, or it cannot run here ─► needs_review ("no trained grader for this item yet" ...)
 
-    release policy (edu_dl.ml.grading.policy.release_allowed: the version's validated QWK and
-    this prediction's confidence against the item's thresholds or the EDU_DL settings; an
-    answer of the item's random check, EDU_DL GRADING_AUDIT_SHARE, is never released)
+    release policy (edu_dl.ml.grading.policy.release_allowed: the version's release curve, how
+    well its grades at each confidence and above agreed with teachers, and this prediction's
+    confidence, against the item's thresholds or the EDU_DL settings; an answer of the item's
+    random check, EDU_DL GRADING_AUDIT_SHARE, is never released)
         ├── allowed ─► graded, released ─► Interaction ─► on commit: the student's mastery update
         │                                  ─► grade.released webhooks of the course
         └── refused ─► needs_review, hidden from the student, with a priority for the review
@@ -114,6 +115,12 @@ class _Grader:
         if not isinstance(value, int | float) or math.isnan(value):
             return None
         return float(value)
+
+    @property
+    def release_curve(self) -> list[dict[str, Any]]:
+        from edu_dl.ml.grading.policy import release_curve_of
+
+        return release_curve_of(self.version.metrics)
 
     def description(self) -> dict[str, Any]:
         return {
@@ -326,39 +333,81 @@ def _shown(value: float, threshold: float) -> tuple[str, str]:
 
 def _decide(
     *,
-    validated_qwk: float | None,
+    grader: _Grader,
     confidence: float,
     min_qwk: float,
     min_confidence: float,
     audited: bool = False,
 ) -> _Decision:
-    from edu_dl.ml.grading.policy import release_allowed
+    from edu_dl.ml.grading.policy import release_allowed, release_confidence, release_point
 
     if audited:
         return _Decision(released=False, reason=REASON_AUDIT, note=REASON_AUDIT)
+    curve = grader.release_curve
+    point = release_point(curve, min_qwk=min_qwk)
     if release_allowed(
-        validated_qwk=validated_qwk,
+        release_curve=curve,
         confidence=confidence,
         min_qwk=min_qwk,
         min_confidence=min_confidence,
     ):
-        qwk, qwk_needed = _shown(validated_qwk, min_qwk)
-        sure, sure_needed = _shown(confidence, min_confidence)
-        note = f"released: validated QWK {qwk} >= {qwk_needed}, confidence {sure} >= {sure_needed}"
+        needed = release_confidence(curve, min_qwk=min_qwk, min_confidence=min_confidence)
+        note = _released_note(point, confidence, needed, min_qwk)
         return _Decision(released=True, reason="", note=note)
     failed = []
-    if validated_qwk is None:
-        failed.append("the grader's validated QWK is unknown")
-    elif not validated_qwk >= min_qwk:
-        qwk, qwk_needed = _shown(validated_qwk, min_qwk)
-        failed.append(f"the grader's validated QWK {qwk} is below {qwk_needed}")
+    if point is None:
+        failed.append(_no_point_reason(grader, curve, min_qwk))
     if math.isnan(confidence):
         failed.append("the grader gave no confidence")
     elif not confidence >= min_confidence:
         sure, sure_needed = _shown(confidence, min_confidence)
         failed.append(f"confidence {sure} is below the item's {sure_needed}")
+    elif point is not None:
+        sure, sure_needed = _shown(confidence, float(point["confidence"]))
+        qwk, qwk_needed = _shown(_point_qwk(point), min_qwk)
+        failed.append(
+            f"confidence {sure} is below {sure_needed}, from which the grader's grades "
+            f"agreed with the teacher at QWK {qwk} >= {qwk_needed}"
+        )
     reason = "; ".join(failed) or "the release policy refused it"
     return _Decision(released=False, reason=reason[:REVIEW_REASON_MAX_LENGTH], note=reason)
+
+
+def _point_qwk(point: dict[str, Any]) -> float:
+    """The agreement a release point vouches for: its lower bound where it has one."""
+    return float(point["qwk_low"] if point.get("qwk_low") is not None else point["qwk"])
+
+
+def _released_note(
+    point: dict[str, Any] | None, confidence: float, needed: float | None, min_qwk: float
+) -> str:
+    assert point is not None and needed is not None  # release_allowed said yes
+    sure, sure_needed = _shown(confidence, needed)
+    qwk, qwk_needed = _shown(_point_qwk(point), min_qwk)
+    share = point.get("share")
+    if "qwk_low" in point:
+        qwk = f"{float(point['qwk']):.2f} (at least {qwk} >= {qwk_needed})"
+    else:
+        qwk = f"{qwk} >= {qwk_needed}"
+    of = (
+        "all its grades"
+        if share is None or share >= 1
+        else f"its {float(share):.0%} most confident grades"
+    )
+    return (
+        f"released: confidence {sure} >= {sure_needed}; {of} agreed with the teacher "
+        f"at validated QWK {qwk}"
+    )
+
+
+def _no_point_reason(grader: _Grader, curve: list[dict[str, Any]], min_qwk: float) -> str:
+    if grader.validated_qwk is None:
+        return "the grader's validated QWK is unknown"
+    qwk, qwk_needed = _shown(grader.validated_qwk, min_qwk)
+    reason = f"the grader's validated QWK {qwk} is below {qwk_needed}"
+    if any(point.get("share", 1) < 1 for point in curve):
+        reason += ", on its most confident grades too"
+    return reason
 
 
 def _json_safe(value: Any) -> Any:
@@ -412,11 +461,13 @@ def _write_predictions(
     now: datetime,
     grading: _Pass,
 ) -> _ItemResult:
-    from edu_dl.ml.grading.policy import in_audit_sample, review_priority
+    from edu_dl.ml.grading.policy import in_audit_sample, release_confidence, review_priority
 
     min_qwk, min_confidence = release_thresholds(item=item)
     audit_share = edu_settings.GRADING_AUDIT_SHARE
-    validated_qwk = grader.validated_qwk
+    confidence_needed = release_confidence(
+        grader.release_curve, min_qwk=min_qwk, min_confidence=min_confidence
+    )
     model = grader.description()
     locked = _locked(list(predictions), grading=grading, version=grader.version)
     history = []
@@ -428,7 +479,7 @@ def _write_predictions(
             confidence = min(1.0, max(0.0, confidence))
         audited = in_audit_sample(response.pk, audit_share)
         decision = _decide(
-            validated_qwk=validated_qwk,
+            grader=grader,
             confidence=confidence,
             min_qwk=min_qwk,
             min_confidence=min_confidence,
@@ -447,6 +498,8 @@ def _write_predictions(
                     "released": decision.released,
                     "min_qwk": min_qwk,
                     "min_confidence": min_confidence,
+                    # The least confidence released for this grader (None: none is).
+                    "confidence_needed": confidence_needed,
                     "random_check": audited,
                 },
             }

@@ -203,6 +203,68 @@ def test_a_grader_whose_validated_qwk_is_below_the_items_bar_releases_nothing(
     assert response_visible_score(response=response, viewer=student) is None
 
 
+def curved(grader: TrainedGrader, surest: float) -> TrainedGrader:
+    """``grader`` with a release curve: over all its grades QWK 0.80 (at least 0.70), its
+    surest 40 %, from confidence ``surest`` on, 0.95 (at least 0.90)."""
+    curve = [
+        {"confidence": surest, "qwk": 0.95, "qwk_low": 0.9, "share": 0.4, "answers": 12},
+        {"confidence": 0.1, "qwk": 0.8, "qwk_low": 0.7, "share": 1.0, "answers": 30},
+    ]
+    return dataclasses.replace(grader, metrics={**grader.metrics, "release_curve": curve})
+
+
+def test_a_fair_grader_releases_the_grades_as_sure_as_those_that_proved_themselves(
+    grader, sent, django_capture_on_commit_callbacks
+):
+    quiz = photosynthesis_quiz(release_min_qwk=0.85, release_min_confidence=0.5)
+    expected = grader.grade([GOOD_ANSWER])[0]
+    surest = round(expected.confidence - 0.015, 2)
+    activate_grader(curved(grader, surest), item=quiz.items[0])
+    student, response = submitted(quiz)
+
+    grade([response.pk], django_capture_on_commit_callbacks)
+
+    response.refresh_from_db()
+    assert (response.status, response.released) == ("graded", True)
+    assert response.explanation["release"]["confidence_needed"] == surest
+    (note,) = ResponseGrade.objects.values_list("note", flat=True)
+    assert note.endswith(
+        f"released: confidence {expected.confidence:.2f} >= {surest:.2f}; "
+        "its 40% most confident grades agreed with the teacher at validated QWK 0.95 "
+        "(at least 0.90 >= 0.85)"
+    )
+    assert response_visible_score(response=response, viewer=student) == expected.score
+
+
+def test_a_fair_graders_grade_less_sure_than_those_that_proved_themselves_waits(
+    grader, sent, django_capture_on_commit_callbacks
+):
+    quiz = photosynthesis_quiz(release_min_qwk=0.85, release_min_confidence=0.5)
+    expected = grader.grade([GOOD_ANSWER])[0]
+    surest = round(expected.confidence + 0.01, 2)
+    activate_grader(curved(grader, surest), item=quiz.items[0])
+    student, response = submitted(quiz)
+
+    grade([response.pk], django_capture_on_commit_callbacks)
+
+    response.refresh_from_db()
+    assert (response.status, response.released) == ("needs_review", False)
+    assert response.review_reason == (
+        f"confidence {expected.confidence:.2f} is below {surest:.2f}, from which the grader's "
+        "grades agreed with the teacher at QWK 0.90 >= 0.85"
+    )
+    assert response_visible_score(response=response, viewer=student) is None
+    # Where not even its surest grades reached the bar, none is released.
+    quiz.items[0].release_min_qwk = 0.95
+    quiz.items[0].save(update_fields=["release_min_qwk"])
+    _, other = submitted(quiz, number=1)
+    grade([other.pk], django_capture_on_commit_callbacks)
+    other.refresh_from_db()
+    assert other.review_reason == (
+        "the grader's validated QWK 0.80 is below 0.95, on its most confident grades too"
+    )
+
+
 def test_an_answer_of_the_random_check_goes_to_the_teacher_first_however_sure_the_grader(
     grader, sent, settings, django_capture_on_commit_callbacks
 ):

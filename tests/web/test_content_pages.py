@@ -409,21 +409,51 @@ def test_an_items_page_shows_prompt_reference_policy_and_responses(client, schoo
     detail = response.context["detail"]
     assert detail.responses_by_status == {"pending": 0, "graded": 0, "needs_review": 1}
     assert (detail.policy.min_qwk, detail.policy.qwk_is_default) == (0.9, False)
-    assert (detail.policy.min_confidence, detail.policy.confidence_is_default) == (0.85, True)
+    assert (detail.policy.min_confidence, detail.policy.confidence_is_default) == (0.5, True)
     assert detail.grader_reaches_qwk is False
+    assert detail.release_point is None
     assert [assessment.title for assessment in detail.assessments] == ["Quiz one"]
     content = response.content.decode()
     assert '<blockquote class="answer">Why do we add numbers?</blockquote>' in content
     assert '<blockquote class="answer">To count things together.</blockquote>' in content
     assert "<dd>0.9</dd>" in content
     assert "<dd>from 0 to 4</dd>" in content
-    assert '<dd>85% <span class="detail">(site default)</span></dd>' in content
-    assert "The grader's validated QWK (0.83) is below the threshold" in content
+    assert '<dd>50% <span class="detail">(site default)</span></dd>' in content
+    assert (
+        "The grader's validated QWK is 0.83, and no share of its surest grades reached "
+        "the threshold: every grade waits for a teacher."
+    ) in content
     assert "1 response in all." in content
     assert (
         f'href="{reverse("edu_dl:review_queue", kwargs={"slug": "algebra"})}?item={essay.pk}"'
         in (content)
     )
+
+
+def test_an_items_page_says_from_which_confidence_the_graders_surest_grades_are_released(
+    client, school
+):
+    essay = school["essay"]  # its threshold: QWK 0.9
+    grader = ModelVersion.objects.get(scope_key=f"item:{essay.pk}")
+    grader.metrics = {
+        "validated_qwk": 0.83,
+        "release_curve": [
+            {"confidence": 0.93, "qwk": 0.97, "qwk_low": 0.93, "share": 0.3},
+            {"confidence": 0.81, "qwk": 0.94, "qwk_low": 0.91, "share": 0.6},
+            {"confidence": 0.4, "qwk": 0.83, "qwk_low": 0.79, "share": 1.0},
+        ],
+    }
+    grader.save(update_fields=["metrics"])
+    client.force_login(school["teacher"])
+
+    response = client.get(url("content_item_detail", school["algebra"], item_id=essay.pk))
+
+    point = response.context["detail"].release_point
+    assert (point["confidence"], point["share"], point["qwk_low"]) == (0.81, 0.6, 0.91)
+    assert (
+        "Grades at 81% confidence or more are released: the grader's surest 60% of grades "
+        "agreed with the teacher at QWK 0.94 (at least 0.91)."
+    ) in response.content.decode()
 
 
 def test_a_choice_items_page_marks_the_correct_option_in_words(client, school):

@@ -28,6 +28,8 @@ from edu_dl.ml.grading.policy import (
     cold_start_preferred,
     in_audit_sample,
     release_allowed,
+    release_confidence,
+    release_curve_of,
     review_priority,
 )
 from edu_dl.ml.grading.reference import Exemplar
@@ -264,6 +266,7 @@ class _ItemState:
     hand: set[int] = field(default_factory=set)
     released: dict[int, float] = field(default_factory=dict)
     validated_qwk: float | None = None
+    release_confidence: float | None = None  # the least confidence released (None: none)
     retrains: int = 0
 
 
@@ -288,7 +291,8 @@ def simulate_review(
     graded: a score is released when the policy allows, otherwise the response waits in the
     queue with its priority. A released score is final (the student has seen it). The answers
     of the random check (``audit_share`` of each item's, drawn as production draws them) are
-    never released and come first in the queue; the grader's validated QWK is measured on them.
+    never released and come first in the queue; the grader's validated QWK and release curve are
+    measured on them.
 
     After each round one curve point: if the teacher graded everything still waiting, what
     share of responses would have been graded by hand, and what QWK would the final grades
@@ -335,6 +339,10 @@ def simulate_review(
             )
             state.retrains += 1
             state.validated_qwk = grader.metrics["validated_qwk"]
+            release_curve = release_curve_of(grader.metrics)
+            state.release_confidence = release_confidence(
+                release_curve, min_qwk=min_qwk, min_confidence=min_confidence
+            )
             waiting = state.queue_order
             # The review order needs the nearest scored answer, not the words behind a score.
             graded = grader.grade(
@@ -348,7 +356,7 @@ def simulate_review(
             for position, prediction in zip(waiting, graded, strict=True):
                 audited = position in state.audited
                 if release_allowed(
-                    validated_qwk=state.validated_qwk,
+                    release_curve=release_curve,
                     confidence=prediction.confidence,
                     min_qwk=min_qwk,
                     min_confidence=min_confidence,
@@ -379,7 +387,9 @@ def simulate_review(
                 "responses": len(s.rows),
                 "hand_share": round(len(s.hand) / len(s.rows), 4),
                 "released_share": round(len(s.released) / len(s.rows), 4),
+                "qwk": round(_final_qwk(s), 4),
                 "validated_qwk": s.validated_qwk,
+                "release_confidence": s.release_confidence,
                 "audited": len(s.audited),
                 "retrains": s.retrains,
             }
@@ -389,19 +399,19 @@ def simulate_review(
     }
 
 
+def _final_qwk(state: _ItemState) -> float:
+    """QWK against the gold scores of an item's final grades: teacher's, or released ones."""
+    gold = [r.score for r in state.rows]
+    final = list(gold)
+    for position, score in state.released.items():
+        final[position] = score
+    low, high = state.rows[0].min_score, state.rows[0].max_score
+    return qwk_on_scale(gold, final, min_score=low, max_score=high, n_levels=state.n_levels)
+
+
 def _curve_point(states: list[_ItemState], total: int) -> dict[str, Any]:
-    by_hand = 0
-    qwks = []
-    for state in states:
-        gold = [r.score for r in state.rows]
-        final = list(gold)
-        for position, score in state.released.items():
-            final[position] = score
-        by_hand += len(state.rows) - len(state.released)
-        low, high = state.rows[0].min_score, state.rows[0].max_score
-        qwks.append(
-            qwk_on_scale(gold, final, min_score=low, max_score=high, n_levels=state.n_levels)
-        )
+    by_hand = sum(len(state.rows) - len(state.released) for state in states)
+    qwks = [_final_qwk(state) for state in states]
     graded_so_far = sum(len(s.hand) for s in states)
     return {
         "hand_share": round(by_hand / total, 4),

@@ -208,6 +208,8 @@ def train_grader(
         # What validated_qwk was measured on: how many answers, from which sample.
         "validated_answers": report.validated_on,
         "validated_on": "random check" if report.validated_on_audit else "all teacher scores",
+        # The agreement of its most confident grades on the same answers, for the release policy.
+        "release_curve": report.release_curve,
     }
     return TrainedGrader(
         scorer=scorer.eval(),

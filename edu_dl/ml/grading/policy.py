@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Mapping
+from typing import Any
 
 # The review priority of an answer in the random check: the highest, so the teacher grades the
 # whole sample (a sample graded only in part, the easy ones first, would no longer be random).
@@ -24,22 +26,67 @@ def in_audit_sample(key: int | str, share: float) -> bool:
     return int.from_bytes(digest, "big") / 2**64 < share
 
 
+def release_curve_of(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The release curve a grader's metrics hold (see
+    :func:`edu_dl.ml.grading.scorer.release_curve`). A grader trained before there were curves
+    (or the cold-start grader) has one point: its validated QWK over all its grades."""
+    curve = metrics.get("release_curve")
+    if isinstance(curve, list):
+        return [p for p in curve if isinstance(p, dict)]
+    qwk = metrics.get("validated_qwk")
+    if not _number(qwk):
+        return []
+    return [{"confidence": 0.0, "qwk": float(qwk), "share": 1.0}]
+
+
+def release_point(curve: list[dict[str, Any]], *, min_qwk: float) -> dict[str, Any] | None:
+    """The point of the curve that releases most: the least confident at which the grader's
+    grades (that one and all surer) agreed with the teacher at ``min_qwk`` or more (by the
+    point's lower bound where it has one, so the agreement holds beyond the answers it was
+    measured on); None when no share of its grades did."""
+    good = [
+        point
+        for point in curve
+        if _number(_agreement(point))
+        and _number(point.get("confidence"))
+        and _agreement(point) >= min_qwk
+    ]
+    return min(good, key=lambda point: point["confidence"]) if good else None
+
+
+def _agreement(point: Mapping[str, Any]) -> Any:
+    return point["qwk_low"] if "qwk_low" in point else point.get("qwk")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value)
+
+
+def release_confidence(
+    curve: list[dict[str, Any]], *, min_qwk: float, min_confidence: float
+) -> float | None:
+    """The least confidence at which a grade of this grader is released (None: never): the
+    curve's :func:`release_point`, and never below ``min_confidence``."""
+    point = release_point(curve, min_qwk=min_qwk)
+    return None if point is None else max(float(point["confidence"]), min_confidence)
+
+
 def release_allowed(
     *,
-    validated_qwk: float | None,
+    release_curve: list[dict[str, Any]],
     confidence: float | None,
     min_qwk: float,
     min_confidence: float,
     audited: bool = False,
 ) -> bool:
-    """A model score reaches the student only when both the item's model has proved itself
-    against teacher scores and this prediction is confident, and the answer is not one of the
+    """A model score reaches the student only when the grader's grades at this confidence
+    and above have proved themselves against teacher scores (QWK at least ``min_qwk``), this
+    grade's confidence is at least ``min_confidence`` too, and the answer is not one of the
     random check's (those the teacher always grades); anything unknown means no."""
-    if audited or validated_qwk is None or confidence is None:
+    if audited or confidence is None or math.isnan(confidence):
         return False
-    if math.isnan(validated_qwk) or math.isnan(confidence):
-        return False
-    return validated_qwk >= min_qwk and confidence >= min_confidence
+    needed = release_confidence(release_curve, min_qwk=min_qwk, min_confidence=min_confidence)
+    return needed is not None and confidence >= needed
 
 
 def review_priority(

@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from edu_dl.ml.grading import text as textlib
-from edu_dl.ml.metrics import quadratic_weighted_kappa
+from edu_dl.ml.metrics import quadratic_weighted_kappa, qwk_lower_bound
 from edu_dl.ml.registry import register_model
 
 VIEWS = ("char", "word", "shape", "embed")
@@ -120,6 +120,8 @@ class FitReport:
     # How many answers validated_qwk was measured on, and whether they were the random check's.
     validated_on: int = 0
     validated_on_audit: bool = False
+    # The agreement of the grader's most confident grades on the same answers (release_curve).
+    release_curve: list[dict[str, Any]] = field(default_factory=list)
     search: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -509,6 +511,36 @@ THRESHOLD_RULES = {
 }
 
 
+def cross_fitted_levels(
+    loo: np.ndarray,
+    gold: np.ndarray,
+    n_levels: int,
+    min_for_thresholds: int,
+    rule: str = "qwk",
+    measured: np.ndarray | None = None,
+) -> np.ndarray:
+    """Levels of leave-one-out predictions cut at boundaries fitted without them.
+
+    The responses measured (all, or those ``measured`` marks) are split in two halves (a fixed
+    interleaving, so the levels are the same on every run); each half is cut at boundaries
+    fitted by ``rule`` on every other response. Too few responses to fit boundaries: the
+    midpoints, as the scorer itself then uses (whatever ``rule`` says, "midpoints" included).
+    Only the measured positions of the result are meaningful.
+    """
+    on = np.arange(len(gold)) if measured is None else np.flatnonzero(measured)
+    levels = np.zeros(len(gold), dtype=np.int64)
+    if len(gold) < min_for_thresholds:
+        levels[on] = _round_with(loo[on], _midpoints(n_levels))
+        return levels
+    order = on[np.random.default_rng(len(on)).permutation(len(on))]
+    for apply_to in (order[0::2], order[1::2]):
+        fit_on = np.ones(len(gold), dtype=bool)
+        fit_on[apply_to] = False
+        thresholds = THRESHOLD_RULES[rule](loo[fit_on], gold[fit_on], n_levels)
+        levels[apply_to] = _round_with(loo[apply_to], thresholds)
+    return levels
+
+
 def cross_fitted_qwk(
     loo: np.ndarray,
     gold: np.ndarray,
@@ -517,25 +549,56 @@ def cross_fitted_qwk(
     rule: str = "qwk",
     measured: np.ndarray | None = None,
 ) -> float:
-    """QWK of leave-one-out predictions whose level boundaries were fitted without them.
-
-    The responses measured (all, or those ``measured`` marks) are split in two halves (a fixed
-    interleaving, so the figure is the same on every run); each half is cut at boundaries
-    fitted by ``rule`` on every other response. Too few responses to fit boundaries: the
-    midpoints, as the scorer itself then uses (whatever ``rule`` says, "midpoints" included).
-    """
+    """QWK of the :func:`cross_fitted_levels` on the responses measured."""
     on = np.arange(len(gold)) if measured is None else np.flatnonzero(measured)
-    if len(gold) < min_for_thresholds:
-        midpoint_levels = _round_with(loo[on], _midpoints(n_levels))
-        return quadratic_weighted_kappa(gold[on], midpoint_levels, n_levels)
-    order = on[np.random.default_rng(len(on)).permutation(len(on))]
-    levels = np.empty(len(gold), dtype=np.int64)
-    for apply_to in (order[0::2], order[1::2]):
-        fit_on = np.ones(len(gold), dtype=bool)
-        fit_on[apply_to] = False
-        thresholds = THRESHOLD_RULES[rule](loo[fit_on], gold[fit_on], n_levels)
-        levels[apply_to] = _round_with(loo[apply_to], thresholds)
+    levels = cross_fitted_levels(loo, gold, n_levels, min_for_thresholds, rule, measured)
     return quadratic_weighted_kappa(gold[on], levels[on], n_levels)
+
+
+# The release curve's points: the most confident tenth of the measured answers, two tenths, ...
+# all of them; a point short of all of them needs this many answers (fewer say too little).
+RELEASE_CURVE_STEPS = 10
+RELEASE_CURVE_MIN_ANSWERS = 30
+
+
+def release_curve(
+    confidence: np.ndarray, gold: np.ndarray, levels: np.ndarray, n_levels: int
+) -> list[dict[str, Any]]:
+    """How well the grader's most confident grades agree with the teacher.
+
+    One point per share of the answers (a tenth, two tenths, ... all), taken most confident
+    first: the confidence of the least confident answer in it (every answer at or above it is
+    in), its QWK against the teacher with a lower 95 % bound (``qwk_low``, by bootstrap), its
+    exact agreement and its size. The release policy releases a grade whose confidence reaches
+    a point whose bound is high enough (:func:`edu_dl.ml.grading.policy.release_confidence`):
+    a grader that is only fair over all answers can still be trusted on those it is sure of.
+    """
+    n = len(gold)
+    if n == 0:
+        return []
+    ranked = np.sort(confidence)[::-1]
+    points: list[dict[str, Any]] = []
+    for step in range(1, RELEASE_CURVE_STEPS + 1):
+        k = math.ceil(step * n / RELEASE_CURVE_STEPS)
+        cut = float(ranked[k - 1])
+        inside = confidence >= cut
+        size = int(inside.sum())
+        too_few = size < RELEASE_CURVE_MIN_ANSWERS and step < RELEASE_CURVE_STEPS
+        if too_few or (points and points[-1]["answers"] == size):
+            continue
+        qwk = quadratic_weighted_kappa(gold[inside], levels[inside], n_levels)
+        low = qwk_lower_bound(gold[inside], levels[inside], n_levels, seed=step)
+        points.append(
+            {
+                "confidence": round(cut, 4),
+                "qwk": None if math.isnan(qwk) else round(qwk, 4),
+                "qwk_low": None if math.isnan(low) else round(low, 4),
+                "exact": round(float((gold[inside] == levels[inside]).mean()), 4),
+                "answers": size,
+                "share": round(size / n, 4),
+            }
+        )
+    return points
 
 
 def fit_item_scorer(
@@ -664,7 +727,11 @@ def fit_item_scorer(
     thresholds = _midpoints(n_levels)
     if len(texts) >= cfg.min_for_thresholds and several_levels:
         held_out = {
-            name: cross_fitted_qwk(loo, gold, n_levels, cfg.min_for_thresholds, rule=name)
+            name: quadratic_weighted_kappa(
+                gold,
+                cross_fitted_levels(loo, gold, n_levels, cfg.min_for_thresholds, rule=name),
+                n_levels,
+            )
             for name in THRESHOLD_RULES
         }
         rule = max(held_out, key=lambda name: (held_out[name], name == "qwk"))
@@ -691,6 +758,7 @@ def fit_item_scorer(
     )
     correct = torch.tensor(loo_level == gold, dtype=torch.float32)
     scorer.calibrator.copy_(fit_logistic(features, correct))
+    loo_confidence = torch.sigmoid(features @ scorer.calibrator).numpy()
 
     # With one score level only (say, the teacher's first answers all got 0) agreement says
     # nothing about the grader: undefined, so the release policy never trusts it.
@@ -701,14 +769,14 @@ def fit_item_scorer(
         checked.sum() < cfg.min_audited or len(np.unique(gold[checked])) < 2
     ):
         checked = None
-    if not several_levels:
-        validated_qwk = float("nan")
-    elif checked is None and rule in held_out:
-        validated_qwk = held_out[rule]  # measured on every answer while choosing the rule
-    else:
-        validated_qwk = cross_fitted_qwk(
+    validated_qwk, curve = float("nan"), []
+    if several_levels:
+        measured = np.ones(len(gold), dtype=bool) if checked is None else checked
+        levels = cross_fitted_levels(
             loo, gold, n_levels, cfg.min_for_thresholds, rule=rule, measured=checked
-        )
+        )[measured]
+        validated_qwk = quadratic_weighted_kappa(gold[measured], levels, n_levels)
+        curve = release_curve(loo_confidence[measured], gold[measured], levels, n_levels)
     report = FitReport(
         selection_qwk=selection_qwk,
         loo_qwk=quadratic_weighted_kappa(gold, loo_level, n_levels),
@@ -722,6 +790,7 @@ def fit_item_scorer(
         threshold_rule=rule,
         validated_on=int(len(texts) if checked is None else checked.sum()),
         validated_on_audit=checked is not None,
+        release_curve=curve,
     )
     return scorer, report
 

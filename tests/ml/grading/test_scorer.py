@@ -10,15 +10,26 @@ from edu_dl.ml.grading.pipeline import (
     score_levels,
     train_grader,
 )
-from edu_dl.ml.grading.policy import in_audit_sample, release_allowed, review_priority
+from edu_dl.ml.grading.policy import (
+    in_audit_sample,
+    release_allowed,
+    release_confidence,
+    release_curve_of,
+    review_priority,
+)
 from edu_dl.ml.grading.scorer import (
     ItemScorer,
     ScorerConfig,
     fit_item_scorer,
     fit_thresholds,
+    release_curve,
     share_thresholds,
 )
-from edu_dl.ml.metrics import expected_calibration_error, quadratic_weighted_kappa
+from edu_dl.ml.metrics import (
+    expected_calibration_error,
+    quadratic_weighted_kappa,
+    qwk_lower_bound,
+)
 from edu_dl.ml.registry import build_model, model_names
 
 GOOD = [
@@ -224,7 +235,12 @@ def test_the_random_check_is_a_fixed_share_of_answers_drawn_by_their_key():
     assert set(drawn) >= {k for k in range(20_000) if in_audit_sample(k, 0.05)}
     assert not any(in_audit_sample(key, 0.0) for key in range(1_000))
     # An answer of the check is never released, however good the grader and the grade.
-    gates = {"validated_qwk": 1.0, "confidence": 1.0, "min_qwk": 0.0, "min_confidence": 0.0}
+    gates = {
+        "release_curve": [{"confidence": 0.0, "qwk": 1.0, "share": 1.0}],
+        "confidence": 1.0,
+        "min_qwk": 0.0,
+        "min_confidence": 0.0,
+    }
     assert release_allowed(**gates)
     assert not release_allowed(**gates, audited=True)
     # ... and it comes first in the queue, however sure the grader is of it.
@@ -273,11 +289,91 @@ def test_expected_calibration_error():
 
 def test_release_needs_a_proven_model_and_a_confident_prediction():
     allowed = {"min_qwk": 0.8, "min_confidence": 0.85}
-    assert release_allowed(validated_qwk=0.85, confidence=0.9, **allowed)
-    assert not release_allowed(validated_qwk=0.79, confidence=0.99, **allowed)
-    assert not release_allowed(validated_qwk=0.95, confidence=0.84, **allowed)
-    assert not release_allowed(validated_qwk=None, confidence=0.99, **allowed)
-    assert not release_allowed(validated_qwk=float("nan"), confidence=0.99, **allowed)
+
+    def whole(qwk):  # a grader of before release curves: one point, all its grades
+        return release_curve_of({"validated_qwk": qwk})
+
+    assert release_allowed(release_curve=whole(0.85), confidence=0.9, **allowed)
+    assert not release_allowed(release_curve=whole(0.79), confidence=0.99, **allowed)
+    assert not release_allowed(release_curve=whole(0.95), confidence=0.84, **allowed)
+    assert not release_allowed(release_curve=whole(None), confidence=0.99, **allowed)
+    assert not release_allowed(release_curve=whole(float("nan")), confidence=0.99, **allowed)
+    assert not release_allowed(release_curve=whole(0.95), confidence=float("nan"), **allowed)
+    assert not release_allowed(release_curve=[], confidence=0.99, **allowed)
+
+
+def test_a_fair_grader_releases_only_the_grades_it_is_sure_of_that_proved_themselves():
+    # Over all its grades 0.70; its surest 40 % agreed at 0.90, but that is known only to
+    # within 0.86; its surest 20 % at 0.95, at least 0.88.
+    curve = [
+        {"confidence": 0.9, "qwk": 0.95, "qwk_low": 0.88, "share": 0.2},
+        {"confidence": 0.8, "qwk": 0.90, "qwk_low": 0.86, "share": 0.4},
+        {"confidence": 0.5, "qwk": 0.70, "qwk_low": 0.64, "share": 1.0},
+    ]
+
+    assert release_confidence(curve, min_qwk=0.85, min_confidence=0.5) == 0.8
+    assert release_confidence(curve, min_qwk=0.87, min_confidence=0.5) == 0.9
+    assert release_confidence(curve, min_qwk=0.85, min_confidence=0.85) == 0.85  # the floor
+    assert release_confidence(curve, min_qwk=0.9, min_confidence=0.5) is None  # bounds decide
+    assert release_confidence(curve, min_qwk=0.6, min_confidence=0.5) == 0.5
+    gates = {"release_curve": curve, "min_qwk": 0.85, "min_confidence": 0.5}
+    assert release_allowed(confidence=0.8, **gates)
+    assert not release_allowed(confidence=0.79, **gates)
+    assert not release_allowed(confidence=0.95, audited=True, **gates)
+
+
+def test_the_release_curve_measures_the_surest_grades_first_with_a_lower_bound():
+    rng = np.random.default_rng(0)
+    n = 300
+    gold = rng.integers(0, 3, n)
+    confidence = rng.random(n)
+    # Sure grades are right, unsure ones are right half the time.
+    levels = np.where((confidence > 0.5) | (rng.random(n) < 0.5), gold, (gold + 1) % 3)
+
+    curve = release_curve(confidence, gold, levels, 3)
+
+    assert [point["share"] for point in curve] == [round(0.1 * k, 1) for k in range(1, 11)]
+    assert [point["answers"] for point in curve] == [30 * k for k in range(1, 11)]
+    assert curve[0]["qwk"] == 1.0 and curve[0]["exact"] == 1.0
+    assert curve[-1]["qwk"] == pytest.approx(quadratic_weighted_kappa(gold, levels, 3), abs=1e-4)
+    assert curve[-1]["confidence"] == pytest.approx(confidence.min(), abs=1e-4)
+    assert all(point["qwk_low"] <= point["qwk"] for point in curve)
+    assert curve[-1]["qwk"] - curve[-1]["qwk_low"] < 0.15
+    assert curve[3]["qwk"] > curve[-1]["qwk"] + 0.2
+    # Fewer than 30 answers say too little about a share of them: only the whole, whose
+    # bound is wide.
+    few = release_curve(confidence[:25], gold[:25], levels[:25], 3)
+    assert [(point["share"], point["answers"]) for point in few] == [(1.0, 25)]
+    assert few[0]["qwk"] - few[0]["qwk_low"] > curve[-1]["qwk"] - curve[-1]["qwk_low"]
+
+
+def test_the_qwk_lower_bound_narrows_with_more_answers():
+    rng = np.random.default_rng(1)
+    gold = rng.integers(0, 4, 2000)
+    predicted = np.where(rng.random(2000) < 0.8, gold, rng.integers(0, 4, 2000))
+    point = quadratic_weighted_kappa(gold, predicted, 4)
+
+    few = qwk_lower_bound(gold[:100], predicted[:100], 4)
+    many = qwk_lower_bound(gold, predicted, 4)
+
+    assert few < many < point
+    assert point - many < 0.03
+    assert qwk_lower_bound(gold, predicted, 4) == many  # deterministic
+    assert qwk_lower_bound([1, 1, 1], [1, 1, 1], 4) == 1.0
+    with pytest.raises(ValueError):
+        qwk_lower_bound([0, 5], [0, 1], 4)
+
+
+def test_a_grader_records_its_release_curve_on_the_answers_it_was_validated_on():
+    texts = (GOOD + PARTIAL + WRONG) * 15
+    scores = ([2.0] * 4 + [1.0] * 4 + [0.0] * 4) * 15
+
+    grader = train_grader(texts, scores, list(range(len(texts))), min_score=0, max_score=2)
+
+    curve = grader.metrics["release_curve"]
+    assert curve and curve[-1]["share"] == 1.0 and curve[-1]["answers"] == len(texts)
+    assert curve[-1]["qwk"] == pytest.approx(grader.metrics["validated_qwk"], abs=1e-4)
+    assert release_curve_of(grader.metrics) == curve
 
 
 def test_review_priority_puts_uncertain_and_novel_answers_first():
@@ -295,8 +391,9 @@ def test_a_grader_trained_on_one_score_level_is_never_trusted():
 
     assert grader.metrics["validated_qwk"] is None
     prediction = grader.grade(["plants"])[0]
+    assert grader.metrics["release_curve"] == []
     assert not release_allowed(
-        validated_qwk=grader.metrics["validated_qwk"],
+        release_curve=release_curve_of(grader.metrics),
         confidence=prediction.confidence,
         min_qwk=0.0,
         min_confidence=0.0,
