@@ -542,17 +542,11 @@ def cross_fitted_levels(
 
 
 def cross_fitted_qwk(
-    loo: np.ndarray,
-    gold: np.ndarray,
-    n_levels: int,
-    min_for_thresholds: int,
-    rule: str = "qwk",
-    measured: np.ndarray | None = None,
+    loo: np.ndarray, gold: np.ndarray, n_levels: int, min_for_thresholds: int, rule: str = "qwk"
 ) -> float:
-    """QWK of the :func:`cross_fitted_levels` on the responses measured."""
-    on = np.arange(len(gold)) if measured is None else np.flatnonzero(measured)
-    levels = cross_fitted_levels(loo, gold, n_levels, min_for_thresholds, rule, measured)
-    return quadratic_weighted_kappa(gold[on], levels[on], n_levels)
+    """QWK of the :func:`cross_fitted_levels` of every response."""
+    levels = cross_fitted_levels(loo, gold, n_levels, min_for_thresholds, rule)
+    return quadratic_weighted_kappa(gold, levels, n_levels)
 
 
 # The release curve's points: the most confident tenth of the measured answers, two tenths, ...
@@ -727,11 +721,7 @@ def fit_item_scorer(
     thresholds = _midpoints(n_levels)
     if len(texts) >= cfg.min_for_thresholds and several_levels:
         held_out = {
-            name: quadratic_weighted_kappa(
-                gold,
-                cross_fitted_levels(loo, gold, n_levels, cfg.min_for_thresholds, rule=name),
-                n_levels,
-            )
+            name: cross_fitted_qwk(loo, gold, n_levels, cfg.min_for_thresholds, rule=name)
             for name in THRESHOLD_RULES
         }
         rule = max(held_out, key=lambda name: (held_out[name], name == "qwk"))
