@@ -537,7 +537,10 @@ def run(arguments: argparse.Namespace, *, real_send_task) -> None:
         f"{built:.1f} s of which training {trained:.1f} s"
     )
     min_qwk, min_confidence = release_thresholds(item=course.item)
-    print(f"release policy: validated QWK >= {min_qwk}, confidence >= {min_confidence}")
+    print(
+        f"release policy: released grades' validated QWK >= {min_qwk} (the release curve), "
+        f"confidence >= {min_confidence}"
+    )
 
     # Warm: the first call loads the artifact and the torch kernels.
     begin = time.perf_counter()
