@@ -70,41 +70,52 @@ def quadratic_weighted_kappa(gold: np.ndarray, predicted: np.ndarray, n_levels: 
     return float(1.0 - (weights * observed).sum() / expected_disagreement)
 
 
-def qwk_lower_bound(
+def _quadratic_weights(n_levels: int) -> np.ndarray:
+    levels = np.arange(n_levels, dtype=np.float64)
+    return (levels[:, None] - levels[None, :]) ** 2
+
+
+def subset_agreement(
     gold: np.ndarray,
     predicted: np.ndarray,
     n_levels: int,
+    inside: np.ndarray,
     *,
     quantile: float = 0.05,
     draws: int = 400,
     seed: int = 0,
-) -> float:
-    """A lower confidence bound on :func:`quadratic_weighted_kappa`: its ``quantile`` over
-    ``draws`` bootstrap resamples of the answers (deterministic for a given ``seed``). With 200
-    answers a kappa of 0.85 is typically known to within some 0.05, and a decision that must
-    hold for the answers not yet seen should rest on the bound, not on the point estimate."""
+) -> tuple[float, float]:
+    """How well the ratings ``inside`` a subset agree, on the QWK scale of all the ratings, and
+    a lower confidence bound on it.
+
+    1 minus the subset's mean quadratic disagreement over the disagreement chance gives on the
+    whole (from the two raters' level shares over all the ratings): for the whole set this is
+    :func:`quadratic_weighted_kappa`; for a subset, the kappa the whole would have if every
+    rating were as good as these. Unlike the kappa of the subset alone it does not fall when the
+    subset holds mostly one level (the sure zeros of a short-answer question, say), which a
+    kappa reads as chance agreement. The bound is the ``quantile`` over ``draws`` bootstrap
+    resamples of the subset (deterministic for a given ``seed``). NaN for an empty subset or
+    when chance disagreement is 0 (one level on both sides).
+    """
     gold = np.asarray(gold, dtype=np.int64).ravel()
     predicted = np.asarray(predicted, dtype=np.int64).ravel()
-    if gold.size == 0:
-        return float("nan")
+    inside = np.asarray(inside, dtype=bool).ravel()
     quadratic_weighted_kappa(gold, predicted, n_levels)  # the same checks of the input
+    if inside.size != gold.size:
+        raise ValueError("the subset mask and the ratings differ in length")
+    weights = _quadratic_weights(n_levels)
+    gold_shares = np.bincount(gold, minlength=n_levels) / gold.size
+    predicted_shares = np.bincount(predicted, minlength=n_levels) / gold.size
+    chance = float((weights * np.outer(gold_shares, predicted_shares)).sum())
+    misses = weights[gold[inside], predicted[inside]]
+    if misses.size == 0 or chance == 0:
+        return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
-    picks = rng.integers(0, gold.size, size=(draws, gold.size))
-    cells = gold[picks] * n_levels + predicted[picks]  # (draws, n)
-    offsets = np.arange(draws)[:, None] * n_levels * n_levels
-    observed = np.bincount((cells + offsets).ravel(), minlength=draws * n_levels * n_levels)
-    observed = observed.reshape(draws, n_levels, n_levels).astype(np.float64)
-    expected = observed.sum(axis=2)[:, :, None] * observed.sum(axis=1)[:, None, :] / gold.size
-    levels = np.arange(n_levels, dtype=np.float64)
-    weights = (levels[:, None] - levels[None, :]) ** 2
-    disagreement = (weights * observed).sum(axis=(1, 2))
-    chance = (weights * expected).sum(axis=(1, 2))
-    kappa = np.where(
-        chance > 0,
-        1.0 - disagreement / np.where(chance > 0, chance, 1.0),
-        np.where(disagreement == 0, 1.0, 0.0),
+    resampled = misses[rng.integers(0, misses.size, size=(draws, misses.size))].mean(axis=1)
+    return (
+        float(1.0 - misses.mean() / chance),
+        float(1.0 - np.quantile(resampled, 1.0 - quantile) / chance),
     )
-    return float(np.quantile(kappa, quantile))
 
 
 def expected_calibration_error(

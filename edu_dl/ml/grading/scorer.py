@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from edu_dl.ml.grading import text as textlib
-from edu_dl.ml.metrics import quadratic_weighted_kappa, qwk_lower_bound
+from edu_dl.ml.metrics import quadratic_weighted_kappa, subset_agreement
 from edu_dl.ml.registry import register_model
 
 VIEWS = ("char", "word", "shape", "embed")
@@ -549,9 +549,10 @@ def cross_fitted_qwk(
     return quadratic_weighted_kappa(gold, levels, n_levels)
 
 
-# The release curve's points: the most confident tenth of the measured answers, two tenths, ...
-# all of them; a point short of all of them needs this many answers (fewer say too little).
-RELEASE_CURVE_STEPS = 10
+# The release curve's points: the most confident twentieth of the measured answers, two
+# twentieths, ... all of them; a point short of all of them needs this many answers (fewer say
+# too little).
+RELEASE_CURVE_STEPS = 20
 RELEASE_CURVE_MIN_ANSWERS = 30
 
 
@@ -560,12 +561,14 @@ def release_curve(
 ) -> list[dict[str, Any]]:
     """How well the grader's most confident grades agree with the teacher.
 
-    One point per share of the answers (a tenth, two tenths, ... all), taken most confident
-    first: the confidence of the least confident answer in it (every answer at or above it is
-    in), its QWK against the teacher with a lower 95 % bound (``qwk_low``, by bootstrap), its
-    exact agreement and its size. The release policy releases a grade whose confidence reaches
-    a point whose bound is high enough (:func:`edu_dl.ml.grading.policy.release_confidence`):
-    a grader that is only fair over all answers can still be trusted on those it is sure of.
+    One point per share of the answers (a twentieth, two twentieths, ... all), taken most
+    confident first: the confidence of the least confident answer in it (every answer at or
+    above it is in), its agreement with the teacher on the item's QWK scale with a lower 95 %
+    bound (``qwk``, ``qwk_low``: :func:`edu_dl.ml.metrics.subset_agreement`, the kappa the item
+    would have if all its grades were as good as these), its exact agreement and its size. The
+    release policy releases a grade whose confidence reaches a point whose bound is high enough
+    (:func:`edu_dl.ml.grading.policy.release_confidence`): a grader that is only fair over all
+    answers can still be trusted on those it is sure of.
     """
     n = len(gold)
     if n == 0:
@@ -580,8 +583,7 @@ def release_curve(
         too_few = size < RELEASE_CURVE_MIN_ANSWERS and step < RELEASE_CURVE_STEPS
         if too_few or (points and points[-1]["answers"] == size):
             continue
-        qwk = quadratic_weighted_kappa(gold[inside], levels[inside], n_levels)
-        low = qwk_lower_bound(gold[inside], levels[inside], n_levels, seed=step)
+        qwk, low = subset_agreement(gold, levels, n_levels, inside, seed=step)
         points.append(
             {
                 "confidence": round(cut, 4),

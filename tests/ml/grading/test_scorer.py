@@ -28,7 +28,7 @@ from edu_dl.ml.grading.scorer import (
 from edu_dl.ml.metrics import (
     expected_calibration_error,
     quadratic_weighted_kappa,
-    qwk_lower_bound,
+    subset_agreement,
 )
 from edu_dl.ml.registry import build_model, model_names
 
@@ -332,14 +332,15 @@ def test_the_release_curve_measures_the_surest_grades_first_with_a_lower_bound()
 
     curve = release_curve(confidence, gold, levels, 3)
 
-    assert [point["share"] for point in curve] == [round(0.1 * k, 1) for k in range(1, 11)]
-    assert [point["answers"] for point in curve] == [30 * k for k in range(1, 11)]
+    # Twentieths of 300 answers, from the first that holds 30.
+    assert [point["share"] for point in curve] == [round(0.05 * k, 2) for k in range(2, 21)]
+    assert [point["answers"] for point in curve] == [15 * k for k in range(2, 21)]
     assert curve[0]["qwk"] == 1.0 and curve[0]["exact"] == 1.0
     assert curve[-1]["qwk"] == pytest.approx(quadratic_weighted_kappa(gold, levels, 3), abs=1e-4)
     assert curve[-1]["confidence"] == pytest.approx(confidence.min(), abs=1e-4)
     assert all(point["qwk_low"] <= point["qwk"] for point in curve)
     assert curve[-1]["qwk"] - curve[-1]["qwk_low"] < 0.15
-    assert curve[3]["qwk"] > curve[-1]["qwk"] + 0.2
+    assert curve[7]["qwk"] > curve[-1]["qwk"] + 0.2
     # Fewer than 30 answers say too little about a share of them: only the whole, whose
     # bound is wide.
     few = release_curve(confidence[:25], gold[:25], levels[:25], 3)
@@ -347,21 +348,34 @@ def test_the_release_curve_measures_the_surest_grades_first_with_a_lower_bound()
     assert few[0]["qwk"] - few[0]["qwk_low"] > curve[-1]["qwk"] - curve[-1]["qwk_low"]
 
 
-def test_the_qwk_lower_bound_narrows_with_more_answers():
+def test_subset_agreement_is_kappa_on_the_whole_and_does_not_punish_a_subset_of_one_level():
     rng = np.random.default_rng(1)
     gold = rng.integers(0, 4, 2000)
     predicted = np.where(rng.random(2000) < 0.8, gold, rng.integers(0, 4, 2000))
-    point = quadratic_weighted_kappa(gold, predicted, 4)
+    everything = np.ones(2000, dtype=bool)
 
-    few = qwk_lower_bound(gold[:100], predicted[:100], 4)
-    many = qwk_lower_bound(gold, predicted, 4)
+    whole, whole_low = subset_agreement(gold, predicted, 4, everything)
+    few = np.arange(2000) < 100
+    _, few_low = subset_agreement(gold, predicted, 4, few)
 
-    assert few < many < point
-    assert point - many < 0.03
-    assert qwk_lower_bound(gold, predicted, 4) == many  # deterministic
-    assert qwk_lower_bound([1, 1, 1], [1, 1, 1], 4) == 1.0
+    assert whole == pytest.approx(quadratic_weighted_kappa(gold, predicted, 4))
+    assert few_low < whole_low < whole
+    assert whole - whole_low < 0.03
+    assert subset_agreement(gold, predicted, 4, few) == subset_agreement(gold, predicted, 4, few)
+    # Sure zeros, all right: perfect, where the kappa of the subset alone reads chance.
+    zeros = (gold == 0) & (predicted == 0)
+    assert subset_agreement(gold, predicted, 4, zeros) == (1.0, 1.0)
+    assert quadratic_weighted_kappa(gold[zeros], predicted[zeros], 4) == 1.0
+    mostly_zeros = zeros | (np.arange(2000) == np.flatnonzero((gold == 1) & (predicted == 0))[0])
+    assert quadratic_weighted_kappa(gold[mostly_zeros], predicted[mostly_zeros], 4) == 0.0
+    assert subset_agreement(gold, predicted, 4, mostly_zeros)[0] > 0.99
+    # Undefined: nothing inside, or one level on both sides.
+    assert np.isnan(subset_agreement(gold, predicted, 4, np.zeros(2000, dtype=bool))[0])
+    assert np.isnan(subset_agreement([1, 1, 1], [1, 1, 1], 4, [True, True, True])[1])
     with pytest.raises(ValueError):
-        qwk_lower_bound([0, 5], [0, 1], 4)
+        subset_agreement([0, 5], [0, 1], 4, [True, True])
+    with pytest.raises(ValueError, match="mask"):
+        subset_agreement([0, 1], [0, 1], 4, [True])
 
 
 def test_a_grader_records_its_release_curve_on_the_answers_it_was_validated_on():
