@@ -35,6 +35,7 @@ Torch and the model code are imported inside the functions that run a model.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections import defaultdict
@@ -116,7 +117,7 @@ class _Grader:
             return None
         return float(value)
 
-    @property
+    @functools.cached_property
     def release_curve(self) -> list[dict[str, Any]]:
         from edu_dl.ml.grading.policy import release_curve_of
 
