@@ -51,23 +51,31 @@ def quadratic_weighted_kappa(gold: np.ndarray, predicted: np.ndarray, n_levels: 
     1 is perfect agreement, 0 what chance gives. When both raters gave one and the same level
     to every answer the expected disagreement is 0 and kappa is defined as 1 (they agree).
     """
-    gold = np.asarray(gold, dtype=np.int64).ravel()
-    predicted = np.asarray(predicted, dtype=np.int64).ravel()
+    gold, predicted = _ratings(gold, predicted, n_levels)
     if gold.size == 0:
         return float("nan")
-    if gold.size != predicted.size:
-        raise ValueError("gold and predicted ratings differ in length")
-    if min(gold.min(), predicted.min()) < 0 or max(gold.max(), predicted.max()) >= n_levels:
-        raise ValueError(f"ratings must be coded 0 .. {n_levels - 1}")
     observed = np.zeros((n_levels, n_levels), dtype=np.float64)
     np.add.at(observed, (gold, predicted), 1.0)
     expected = np.outer(observed.sum(axis=1), observed.sum(axis=0)) / gold.size
-    levels = np.arange(n_levels, dtype=np.float64)
-    weights = (levels[:, None] - levels[None, :]) ** 2
+    weights = _quadratic_weights(n_levels)
     expected_disagreement = (weights * expected).sum()
     if expected_disagreement == 0:
         return 1.0 if (weights * observed).sum() == 0 else 0.0
     return float(1.0 - (weights * observed).sum() / expected_disagreement)
+
+
+def _ratings(gold, predicted, n_levels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two raters' ratings as flat int arrays, checked: as long as each other, coded 0 ..
+    n_levels-1."""
+    gold = np.asarray(gold, dtype=np.int64).ravel()
+    predicted = np.asarray(predicted, dtype=np.int64).ravel()
+    if gold.size != predicted.size:
+        raise ValueError("gold and predicted ratings differ in length")
+    if gold.size and (
+        min(gold.min(), predicted.min()) < 0 or max(gold.max(), predicted.max()) >= n_levels
+    ):
+        raise ValueError(f"ratings must be coded 0 .. {n_levels - 1}")
+    return gold, predicted
 
 
 def _quadratic_weights(n_levels: int) -> np.ndarray:
@@ -97,18 +105,18 @@ def subset_agreement(
     resamples of the subset (deterministic for a given ``seed``). NaN for an empty subset or
     when chance disagreement is 0 (one level on both sides).
     """
-    gold = np.asarray(gold, dtype=np.int64).ravel()
-    predicted = np.asarray(predicted, dtype=np.int64).ravel()
+    gold, predicted = _ratings(gold, predicted, n_levels)
     inside = np.asarray(inside, dtype=bool).ravel()
-    quadratic_weighted_kappa(gold, predicted, n_levels)  # the same checks of the input
     if inside.size != gold.size:
         raise ValueError("the subset mask and the ratings differ in length")
+    if not inside.any():
+        return float("nan"), float("nan")
     weights = _quadratic_weights(n_levels)
     gold_shares = np.bincount(gold, minlength=n_levels) / gold.size
     predicted_shares = np.bincount(predicted, minlength=n_levels) / gold.size
     chance = float((weights * np.outer(gold_shares, predicted_shares)).sum())
     misses = weights[gold[inside], predicted[inside]]
-    if misses.size == 0 or chance == 0:
+    if not chance > 0:
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
     resampled = misses[rng.integers(0, misses.size, size=(draws, misses.size))].mean(axis=1)

@@ -261,18 +261,18 @@ class ItemDetail:
         """The share of the grader's grades, surest first, that reached the release threshold
         (``share`` of the answers it was validated on, ``qwk`` and its lower bound ``qwk_low``)
         and from which ``confidence`` grades are released; None when none did or no grader."""
-        from edu_dl.ml.grading.policy import release_confidence, release_curve_of, release_point
+        from edu_dl.ml.grading.policy import release_curve_of, release_gate
 
         if self.grading.grader is None:
             return None
-        curve = release_curve_of(self.grading.grader.metrics or {})
-        point = release_point(curve, min_qwk=self.policy.min_qwk)
-        if point is None:
-            return None
-        needed = release_confidence(
-            curve, min_qwk=self.policy.min_qwk, min_confidence=self.policy.min_confidence
+        gate = release_gate(
+            release_curve_of(self.grading.grader.metrics or {}),
+            min_qwk=self.policy.min_qwk,
+            min_confidence=self.policy.min_confidence,
         )
-        return {**point, "confidence": needed, "share": point.get("share", 1.0)}
+        if gate.point is None:
+            return None
+        return {**gate.point, "confidence": gate.confidence, "share": gate.point.get("share", 1.0)}
 
 
 def item_detail(*, user: UserLike, course: Course, item_id: int) -> ItemDetail:

@@ -9,7 +9,7 @@ The flow of :func:`responses_grade_by_model`, per item of the responses it is gi
       EDU_DL GRADING_COLD_START_UNTIL teacher scores)
     neither, or it cannot run here ─► needs_review ("no trained grader for this item yet" ...)
 
-    release policy (edu_dl.ml.grading.policy.release_allowed: the version's release curve, how
+    release policy (edu_dl.ml.grading.policy.release_gate: the version's release curve, how
     well its grades at each confidence and above agreed with teachers, and this prediction's
     confidence, against the item's thresholds or the EDU_DL settings; an answer of the item's
     random check, EDU_DL GRADING_AUDIT_SHARE, is never released)
@@ -35,7 +35,6 @@ Torch and the model code are imported inside the functions that run a model.
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 from collections import defaultdict
@@ -43,7 +42,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery import current_app
 from django.db import OperationalError, transaction
@@ -67,6 +66,9 @@ from edu_dl.services.model_versions import (
 )
 from edu_dl.services.releases import grades_released
 from edu_dl.services.submissions import GRADE_RESPONSES_TASK_NAME, submission_status_refresh
+
+if TYPE_CHECKING:
+    from edu_dl.ml.grading.policy import ReleaseGate
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +119,7 @@ class _Grader:
             return None
         return float(value)
 
-    @functools.cached_property
+    @property
     def release_curve(self) -> list[dict[str, Any]]:
         from edu_dl.ml.grading.policy import release_curve_of
 
@@ -334,30 +336,27 @@ def _shown(value: float, threshold: float) -> tuple[str, str]:
 
 def _decide(
     *,
+    gate: ReleaseGate,
     grader: _Grader,
     confidence: float,
     min_qwk: float,
     min_confidence: float,
     audited: bool = False,
 ) -> _Decision:
-    from edu_dl.ml.grading.policy import release_allowed, release_confidence, release_point
+    """Release or not, by ``gate`` (the grader's under the item's thresholds), with the reason
+    in words and numbers."""
+    from edu_dl.ml.grading.policy import point_agreement
 
     if audited:
         return _Decision(released=False, reason=REASON_AUDIT, note=REASON_AUDIT)
-    curve = grader.release_curve
-    point = release_point(curve, min_qwk=min_qwk)
-    if release_allowed(
-        release_curve=curve,
-        confidence=confidence,
-        min_qwk=min_qwk,
-        min_confidence=min_confidence,
-    ):
-        needed = release_confidence(curve, min_qwk=min_qwk, min_confidence=min_confidence)
-        note = _released_note(point, confidence, needed, min_qwk)
+    point = gate.point
+    if gate.allows(confidence):
+        assert point is not None and gate.confidence is not None
+        note = _released_note(point, confidence, gate.confidence, min_qwk)
         return _Decision(released=True, reason="", note=note)
     failed = []
     if point is None:
-        failed.append(_no_point_reason(grader, curve, min_qwk))
+        failed.append(_no_point_reason(grader, min_qwk))
     if math.isnan(confidence):
         failed.append("the grader gave no confidence")
     elif not confidence >= min_confidence:
@@ -365,7 +364,7 @@ def _decide(
         failed.append(f"confidence {sure} is below the item's {sure_needed}")
     elif point is not None:
         sure, sure_needed = _shown(confidence, float(point["confidence"]))
-        qwk, qwk_needed = _shown(_point_qwk(point), min_qwk)
+        qwk, qwk_needed = _shown(point_agreement(point), min_qwk)
         failed.append(
             f"confidence {sure} is below {sure_needed}, from which the grader's grades "
             f"agreed with the teacher at QWK {qwk} >= {qwk_needed}"
@@ -374,17 +373,11 @@ def _decide(
     return _Decision(released=False, reason=reason[:REVIEW_REASON_MAX_LENGTH], note=reason)
 
 
-def _point_qwk(point: dict[str, Any]) -> float:
-    """The agreement a release point vouches for: its lower bound where it has one."""
-    return float(point["qwk_low"] if point.get("qwk_low") is not None else point["qwk"])
+def _released_note(point: dict[str, Any], confidence: float, needed: float, min_qwk: float) -> str:
+    from edu_dl.ml.grading.policy import point_agreement
 
-
-def _released_note(
-    point: dict[str, Any] | None, confidence: float, needed: float | None, min_qwk: float
-) -> str:
-    assert point is not None and needed is not None  # release_allowed said yes
     sure, sure_needed = _shown(confidence, needed)
-    qwk, qwk_needed = _shown(_point_qwk(point), min_qwk)
+    qwk, qwk_needed = _shown(point_agreement(point), min_qwk)
     share = point.get("share")
     if "qwk_low" in point:
         qwk = f"{float(point['qwk']):.2f} (at least {qwk} >= {qwk_needed})"
@@ -401,12 +394,12 @@ def _released_note(
     )
 
 
-def _no_point_reason(grader: _Grader, curve: list[dict[str, Any]], min_qwk: float) -> str:
+def _no_point_reason(grader: _Grader, min_qwk: float) -> str:
     if grader.validated_qwk is None:
         return "the grader's validated QWK is unknown"
     qwk, qwk_needed = _shown(grader.validated_qwk, min_qwk)
     reason = f"the grader's validated QWK {qwk} is below {qwk_needed}"
-    if any(point.get("share", 1) < 1 for point in curve):
+    if any(point.get("share", 1) < 1 for point in grader.release_curve):
         reason += ", on its most confident grades too"
     return reason
 
@@ -462,13 +455,11 @@ def _write_predictions(
     now: datetime,
     grading: _Pass,
 ) -> _ItemResult:
-    from edu_dl.ml.grading.policy import in_audit_sample, release_confidence, review_priority
+    from edu_dl.ml.grading.policy import in_audit_sample, release_gate, review_priority
 
     min_qwk, min_confidence = release_thresholds(item=item)
     audit_share = edu_settings.GRADING_AUDIT_SHARE
-    confidence_needed = release_confidence(
-        grader.release_curve, min_qwk=min_qwk, min_confidence=min_confidence
-    )
+    gate = release_gate(grader.release_curve, min_qwk=min_qwk, min_confidence=min_confidence)
     model = grader.description()
     locked = _locked(list(predictions), grading=grading, version=grader.version)
     history = []
@@ -480,6 +471,7 @@ def _write_predictions(
             confidence = min(1.0, max(0.0, confidence))
         audited = in_audit_sample(response.pk, audit_share)
         decision = _decide(
+            gate=gate,
             grader=grader,
             confidence=confidence,
             min_qwk=min_qwk,
@@ -500,7 +492,7 @@ def _write_predictions(
                     "min_qwk": min_qwk,
                     "min_confidence": min_confidence,
                     # The least confidence released for this grader (None: none is).
-                    "confidence_needed": confidence_needed,
+                    "confidence_needed": gate.confidence,
                     "random_check": audited,
                 },
             }

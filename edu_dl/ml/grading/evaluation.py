@@ -27,9 +27,8 @@ from edu_dl.ml.grading.pipeline import (
 from edu_dl.ml.grading.policy import (
     cold_start_preferred,
     in_audit_sample,
-    release_allowed,
-    release_confidence,
     release_curve_of,
+    release_gate,
     review_priority,
 )
 from edu_dl.ml.grading.reference import Exemplar
@@ -339,10 +338,10 @@ def simulate_review(
             )
             state.retrains += 1
             state.validated_qwk = grader.metrics["validated_qwk"]
-            release_curve = release_curve_of(grader.metrics)
-            state.release_confidence = release_confidence(
-                release_curve, min_qwk=min_qwk, min_confidence=min_confidence
+            gate = release_gate(
+                release_curve_of(grader.metrics), min_qwk=min_qwk, min_confidence=min_confidence
             )
+            state.release_confidence = gate.confidence
             waiting = state.queue_order
             # The review order needs the nearest scored answer, not the words behind a score.
             graded = grader.grade(
@@ -355,13 +354,7 @@ def simulate_review(
             priorities = {}
             for position, prediction in zip(waiting, graded, strict=True):
                 audited = position in state.audited
-                if release_allowed(
-                    release_curve=release_curve,
-                    confidence=prediction.confidence,
-                    min_qwk=min_qwk,
-                    min_confidence=min_confidence,
-                    audited=audited,
-                ):
+                if gate.allows(prediction.confidence, audited=audited):
                     state.released[position] = prediction.score
                 else:
                     nearest = prediction.similar[0]["similarity"] if prediction.similar else None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 # The review priority of an answer in the random check: the highest, so the teacher grades the
@@ -39,54 +40,55 @@ def release_curve_of(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [{"confidence": 0.0, "qwk": float(qwk), "share": 1.0}]
 
 
-def release_point(curve: list[dict[str, Any]], *, min_qwk: float) -> dict[str, Any] | None:
-    """The point of the curve that releases most: the least confident at which the grader's
-    grades (that one and all surer) agreed with the teacher at ``min_qwk`` or more (by the
-    point's lower bound where it has one, so the agreement holds beyond the answers it was
-    measured on); None when no share of its grades did."""
-    good = [
-        point
-        for point in curve
-        if _number(_agreement(point))
-        and _number(point.get("confidence"))
-        and _agreement(point) >= min_qwk
-    ]
-    return min(good, key=lambda point: point["confidence"]) if good else None
-
-
-def _agreement(point: Mapping[str, Any]) -> Any:
-    return point["qwk_low"] if "qwk_low" in point else point.get("qwk")
+def point_agreement(point: Mapping[str, Any]) -> float | None:
+    """The agreement a point of a release curve vouches for: its lower bound where it has one
+    (so that it holds beyond the answers it was measured on), else its measured QWK; None
+    when it has neither."""
+    value = point.get("qwk_low") if "qwk_low" in point else point.get("qwk")
+    return float(value) if _number(value) else None
 
 
 def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value)
 
 
-def release_confidence(
+@dataclass(frozen=True)
+class ReleaseGate:
+    """The release policy of one grader under one item's thresholds."""
+
+    # The point of the curve that releases most: the least confident at which the grader's
+    # grades (that one and all surer) agreed with the teacher at the item's QWK or more; None
+    # when no share of its grades did.
+    point: dict[str, Any] | None
+    # The least confidence at which a grade is released: the point's, never below the item's
+    # minimum; None when nothing is released.
+    confidence: float | None
+
+    def allows(self, confidence: float | None, *, audited: bool = False) -> bool:
+        """Whether a grade of this confidence reaches the student without a teacher: never for
+        an answer of the random check (the teacher always grades those), and anything unknown
+        means no."""
+        if audited or confidence is None or math.isnan(confidence) or self.confidence is None:
+            return False
+        return confidence >= self.confidence
+
+
+def release_gate(
     curve: list[dict[str, Any]], *, min_qwk: float, min_confidence: float
-) -> float | None:
-    """The least confidence at which a grade of this grader is released (None: never): the
-    curve's :func:`release_point`, and never below ``min_confidence``."""
-    point = release_point(curve, min_qwk=min_qwk)
-    return None if point is None else max(float(point["confidence"]), min_confidence)
-
-
-def release_allowed(
-    *,
-    release_curve: list[dict[str, Any]],
-    confidence: float | None,
-    min_qwk: float,
-    min_confidence: float,
-    audited: bool = False,
-) -> bool:
-    """A model score reaches the student only when the grader's grades at this confidence
-    and above have proved themselves against teacher scores (QWK at least ``min_qwk``), this
-    grade's confidence is at least ``min_confidence`` too, and the answer is not one of the
-    random check's (those the teacher always grades); anything unknown means no."""
-    if audited or confidence is None or math.isnan(confidence):
-        return False
-    needed = release_confidence(release_curve, min_qwk=min_qwk, min_confidence=min_confidence)
-    return needed is not None and confidence >= needed
+) -> ReleaseGate:
+    """A grader's :class:`ReleaseGate` from its release curve (:func:`release_curve_of`), the
+    item's QWK bar ``min_qwk`` and its least confidence ``min_confidence``."""
+    good = [
+        point
+        for point in curve
+        if _number(point.get("confidence"))
+        and (agreement := point_agreement(point)) is not None
+        and agreement >= min_qwk
+    ]
+    if not good:
+        return ReleaseGate(point=None, confidence=None)
+    point = min(good, key=lambda point: point["confidence"])
+    return ReleaseGate(point=point, confidence=max(float(point["confidence"]), min_confidence))
 
 
 def review_priority(

@@ -567,7 +567,7 @@ def release_curve(
     bound (``qwk``, ``qwk_low``: :func:`edu_dl.ml.metrics.subset_agreement`, the kappa the item
     would have if all its grades were as good as these), its exact agreement and its size. The
     release policy releases a grade whose confidence reaches a point whose bound is high enough
-    (:func:`edu_dl.ml.grading.policy.release_confidence`): a grader that is only fair over all
+    (:func:`edu_dl.ml.grading.policy.release_gate`): a grader that is only fair over all
     answers can still be trusted on those it is sure of.
     """
     n = len(gold)
@@ -719,14 +719,18 @@ def fit_item_scorer(
     scorer.bias.fill_(y_mean)
 
     several_levels = len(np.unique(gold)) > 1
-    rule, held_out = "midpoints", {}
+    rule, held_out = "midpoints", {}  # rule -> cross-fitted levels of every response
     thresholds = _midpoints(n_levels)
     if len(texts) >= cfg.min_for_thresholds and several_levels:
         held_out = {
-            name: cross_fitted_qwk(loo, gold, n_levels, cfg.min_for_thresholds, rule=name)
+            name: cross_fitted_levels(loo, gold, n_levels, cfg.min_for_thresholds, rule=name)
             for name in THRESHOLD_RULES
         }
-        rule = max(held_out, key=lambda name: (held_out[name], name == "qwk"))
+        agreement = {
+            name: quadratic_weighted_kappa(gold, levels, n_levels)
+            for name, levels in held_out.items()
+        }
+        rule = max(agreement, key=lambda name: (agreement[name], name == "qwk"))
         thresholds = THRESHOLD_RULES[rule](loo, gold, n_levels)
     scorer.thresholds.copy_(torch.tensor(thresholds, dtype=torch.float32))
     loo_level = _round_with(loo, thresholds)
@@ -764,9 +768,12 @@ def fit_item_scorer(
     validated_qwk, curve = float("nan"), []
     if several_levels:
         measured = np.ones(len(gold), dtype=bool) if checked is None else checked
-        levels = cross_fitted_levels(
-            loo, gold, n_levels, cfg.min_for_thresholds, rule=rule, measured=checked
-        )[measured]
+        if checked is None and rule in held_out:
+            levels = held_out[rule]  # cut while choosing the rule, on every response
+        else:
+            levels = cross_fitted_levels(
+                loo, gold, n_levels, cfg.min_for_thresholds, rule=rule, measured=checked
+            )[measured]
         validated_qwk = quadratic_weighted_kappa(gold[measured], levels, n_levels)
         curve = release_curve(loo_confidence[measured], gold[measured], levels, n_levels)
     report = FitReport(

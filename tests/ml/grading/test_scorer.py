@@ -12,9 +12,8 @@ from edu_dl.ml.grading.pipeline import (
 )
 from edu_dl.ml.grading.policy import (
     in_audit_sample,
-    release_allowed,
-    release_confidence,
     release_curve_of,
+    release_gate,
     review_priority,
 )
 from edu_dl.ml.grading.scorer import (
@@ -235,14 +234,11 @@ def test_the_random_check_is_a_fixed_share_of_answers_drawn_by_their_key():
     assert set(drawn) >= {k for k in range(20_000) if in_audit_sample(k, 0.05)}
     assert not any(in_audit_sample(key, 0.0) for key in range(1_000))
     # An answer of the check is never released, however good the grader and the grade.
-    gates = {
-        "release_curve": [{"confidence": 0.0, "qwk": 1.0, "share": 1.0}],
-        "confidence": 1.0,
-        "min_qwk": 0.0,
-        "min_confidence": 0.0,
-    }
-    assert release_allowed(**gates)
-    assert not release_allowed(**gates, audited=True)
+    gate = release_gate(
+        [{"confidence": 0.0, "qwk": 1.0, "share": 1.0}], min_qwk=0.0, min_confidence=0.0
+    )
+    assert gate.allows(1.0)
+    assert not gate.allows(1.0, audited=True)
     # ... and it comes first in the queue, however sure the grader is of it.
     assert review_priority(confidence=0.99, nearest_similarity=0.99, audited=True) == 1.0
 
@@ -288,18 +284,17 @@ def test_expected_calibration_error():
 
 
 def test_release_needs_a_proven_model_and_a_confident_prediction():
-    allowed = {"min_qwk": 0.8, "min_confidence": 0.85}
-
     def whole(qwk):  # a grader of before release curves: one point, all its grades
-        return release_curve_of({"validated_qwk": qwk})
+        curve = release_curve_of({"validated_qwk": qwk})
+        return release_gate(curve, min_qwk=0.8, min_confidence=0.85)
 
-    assert release_allowed(release_curve=whole(0.85), confidence=0.9, **allowed)
-    assert not release_allowed(release_curve=whole(0.79), confidence=0.99, **allowed)
-    assert not release_allowed(release_curve=whole(0.95), confidence=0.84, **allowed)
-    assert not release_allowed(release_curve=whole(None), confidence=0.99, **allowed)
-    assert not release_allowed(release_curve=whole(float("nan")), confidence=0.99, **allowed)
-    assert not release_allowed(release_curve=whole(0.95), confidence=float("nan"), **allowed)
-    assert not release_allowed(release_curve=[], confidence=0.99, **allowed)
+    assert whole(0.85).allows(0.9)
+    assert not whole(0.79).allows(0.99)
+    assert not whole(0.95).allows(0.84)
+    assert not whole(None).allows(0.99)
+    assert not whole(float("nan")).allows(0.99)
+    assert not whole(0.95).allows(float("nan"))
+    assert not release_gate([], min_qwk=0.8, min_confidence=0.85).allows(0.99)
 
 
 def test_a_fair_grader_releases_only_the_grades_it_is_sure_of_that_proved_themselves():
@@ -311,15 +306,19 @@ def test_a_fair_grader_releases_only_the_grades_it_is_sure_of_that_proved_themse
         {"confidence": 0.5, "qwk": 0.70, "qwk_low": 0.64, "share": 1.0},
     ]
 
-    assert release_confidence(curve, min_qwk=0.85, min_confidence=0.5) == 0.8
-    assert release_confidence(curve, min_qwk=0.87, min_confidence=0.5) == 0.9
-    assert release_confidence(curve, min_qwk=0.85, min_confidence=0.85) == 0.85  # the floor
-    assert release_confidence(curve, min_qwk=0.9, min_confidence=0.5) is None  # bounds decide
-    assert release_confidence(curve, min_qwk=0.6, min_confidence=0.5) == 0.5
-    gates = {"release_curve": curve, "min_qwk": 0.85, "min_confidence": 0.5}
-    assert release_allowed(confidence=0.8, **gates)
-    assert not release_allowed(confidence=0.79, **gates)
-    assert not release_allowed(confidence=0.95, audited=True, **gates)
+    def needed(min_qwk, min_confidence):
+        return release_gate(curve, min_qwk=min_qwk, min_confidence=min_confidence).confidence
+
+    assert needed(0.85, 0.5) == 0.8
+    assert needed(0.87, 0.5) == 0.9
+    assert needed(0.85, 0.85) == 0.85  # the floor
+    assert needed(0.9, 0.5) is None  # bounds decide
+    assert needed(0.6, 0.5) == 0.5
+    gate = release_gate(curve, min_qwk=0.85, min_confidence=0.5)
+    assert gate.point == curve[1]
+    assert gate.allows(0.8)
+    assert not gate.allows(0.79)
+    assert not gate.allows(0.95, audited=True)
 
 
 def test_the_release_curve_measures_the_surest_grades_first_with_a_lower_bound():
@@ -406,12 +405,8 @@ def test_a_grader_trained_on_one_score_level_is_never_trusted():
     assert grader.metrics["validated_qwk"] is None
     prediction = grader.grade(["plants"])[0]
     assert grader.metrics["release_curve"] == []
-    assert not release_allowed(
-        release_curve=release_curve_of(grader.metrics),
-        confidence=prediction.confidence,
-        min_qwk=0.0,
-        min_confidence=0.0,
-    )
+    gate = release_gate(release_curve_of(grader.metrics), min_qwk=0.0, min_confidence=0.0)
+    assert not gate.allows(prediction.confidence)
 
 
 # ----- the bent (polynomial) kernel -------------------------------------------------------------
