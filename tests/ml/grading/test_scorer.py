@@ -19,6 +19,11 @@ from edu_dl.ml.grading.policy import (
 from edu_dl.ml.grading.scorer import (
     ItemScorer,
     ScorerConfig,
+    _eigen,
+    _kernel,
+    _loo,
+    _search,
+    cross_fitted_qwk,
     fit_item_scorer,
     fit_thresholds,
     release_curve,
@@ -215,6 +220,36 @@ def test_share_thresholds_give_each_level_the_teachers_share():
     # A level the teacher never gave is never predicted.
     never = share_thresholds(raw, np.where(gold == 2, 1, gold), 4)
     assert 2 not in np.searchsorted(never, raw, side="right")
+
+
+def test_the_search_judges_a_ridge_by_its_cross_fitted_qwk_not_by_midpoint_rounding():
+    # A middle level most answers get, and one view that ranks the answers well: a strong ridge
+    # pulls every prediction towards the mean, so that rounding at the midpoints would call
+    # nearly all of them "1", however well they are ordered.
+    rng = np.random.default_rng(3)
+    gold = rng.choice(3, size=400, p=[0.2, 0.6, 0.2])
+    signal = gold + rng.normal(0, 0.6, 400)
+    features = torch.tensor(
+        np.column_stack([signal, rng.normal(size=(400, 5))]), dtype=torch.float64
+    )
+    grams = {"shape": features @ features.T / 6}
+    y = gold / 2
+    config = ScorerConfig(n_levels=3, max_score=2.0, search_passes=0)
+
+    weights, ridge, qwk, history = _search(grams, {}, 0.0, y, gold, 3, config)
+
+    centred = torch.tensor(y - y.mean(), dtype=torch.float64)
+    eigenvalues, eigenvectors = _eigen(_kernel(grams, {}, weights, 0.0))
+    loo, _ = _loo(eigenvalues, eigenvectors, eigenvectors.T @ centred, centred, ridge)
+    loo = loo.numpy() + y.mean()
+    rule = config.search_threshold_rule
+    assert qwk == pytest.approx(cross_fitted_qwk(loo, gold, 3, 150, rule=rule))
+    assert history[0]["qwk"] == pytest.approx(qwk, abs=1e-4)
+    # Every other ridge of the grid does no better by the same measure.
+    for other in config.ridge_grid:
+        held_out, _ = _loo(eigenvalues, eigenvectors, eigenvectors.T @ centred, centred, other)
+        held_out = held_out.numpy() + y.mean()
+        assert cross_fitted_qwk(held_out, gold, 3, 150, rule=rule) <= qwk + 1e-12
 
 
 def test_the_fit_records_the_boundary_rule_it_chose_on_held_out_answers():
