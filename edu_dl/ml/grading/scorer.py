@@ -692,7 +692,7 @@ def fit_item_scorer(
 
     y_mean = float(y.mean())
     y_centered = torch.tensor(y - y_mean, dtype=torch.float64)
-    eigenvalues, eigenvectors = decomposition or _eigen(_kernel(grams, squares, weights, gamma))
+    eigenvalues, eigenvectors = decomposition
     loo_centered, alpha = _loo(
         eigenvalues, eigenvectors, eigenvectors.T @ y_centered, y_centered, ridge
     )
@@ -832,10 +832,10 @@ def _kernel(grams, squares, weights: dict[str, float], gamma: float) -> torch.Te
 
 def _search(
     grams, squares, gamma, y, gold, n_levels, cfg
-) -> tuple[dict[str, float], float, float, list[dict[str, Any]]]:
+) -> tuple[dict[str, float], float, float, list[dict[str, Any]], tuple]:
     """Choose view weights and the ridge by leave-one-out QWK (coordinate ascent) for the
-    kernel bent by ``gamma``; returns them with the QWK they reached and the configurations
-    tried.
+    kernel bent by ``gamma``; returns them with the QWK they reached, the configurations tried
+    and the eigendecomposition of the chosen kernel (so that no caller computes it again).
 
     The QWK of a candidate is that of its leave-one-out predictions cut at boundaries fitted on
     the other half of the responses (:func:`cross_fitted_qwk`), as the fitted scorer cuts them:
@@ -845,12 +845,16 @@ def _search(
     y_centered = torch.tensor(y - y_mean, dtype=torch.float64)
     history: list[dict[str, Any]] = []
     cache: dict[tuple, tuple[float, float, float]] = {}
+    # The decomposition evaluated last: only a newly evaluated mix can become the best one, and
+    # keeping every mix's would hold ~20 n-by-n matrices.
+    latest: list[tuple] = []
 
     def evaluate(weights: dict[str, float]) -> tuple[float, float, float]:
         key = tuple(round(weights[name], 6) for name in sorted(weights))
         if key in cache:
             return cache[key]
         eigenvalues, eigenvectors = _eigen(_kernel(grams, squares, weights, gamma))
+        latest[:] = [(eigenvalues, eigenvectors)]
         projected = eigenvectors.T @ y_centered
         best = (-2.0, math.inf, cfg.ridge_grid[0])
         for ridge in cfg.ridge_grid:
@@ -870,6 +874,7 @@ def _search(
 
     weights = dict.fromkeys(grams, 1.0)
     best = evaluate(weights)
+    decomposition = latest[0]
     passes = cfg.search_passes if len(gold) >= cfg.min_for_view_search else 0
     for _ in range(passes):
         improved = False
@@ -882,9 +887,10 @@ def _search(
                 result = evaluate(trial)
                 if (result[0], -result[1]) > (best[0] + 1e-4, -best[1]):
                     best, weights, improved = result, trial, True
+                    decomposition = latest[0]
         if not improved:
             break
-    return weights, best[2], best[0], history
+    return weights, best[2], best[0], history, decomposition
 
 
 def _eigen(kernel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -896,27 +902,30 @@ def _eigen(kernel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _search_kernels(
     grams, squares, gammas, y, gold, n_levels, cfg
-) -> tuple[dict[str, float], float, float, float, list[dict[str, Any]], tuple | None]:
-    """The view weights, gamma and ridge to fit with: with one gamma, its search; with several,
-    each gamma's search, and the gamma whose leave-one-out predictions, cut at boundaries fitted
-    on the other half of the responses, agree best with the teacher (the midpoint QWK the
-    search climbs on understates a bent kernel, whose predictions crowd the middle more)."""
+) -> tuple[dict[str, float], float, float, float, list[dict[str, Any]], tuple]:
+    """The view weights, gamma and ridge to fit with, and the eigendecomposition of that kernel:
+    with one gamma, its search; with several, each gamma's search, and the gamma whose
+    leave-one-out predictions agree best with the teacher when cut at boundaries searched for
+    QWK on the other half of the responses (the search itself cuts at the teacher's shares,
+    cheap enough for every candidate; the QWK search is closer to how the fitted scorer cuts,
+    and is run once per gamma)."""
     best: tuple | None = None
     history: list[dict[str, Any]] = []
     y_mean = float(y.mean())
     y_centered = torch.tensor(y - y_mean, dtype=torch.float64)
     for gamma in gammas:
-        weights, ridge, qwk, tried = _search(grams, squares, gamma, y, gold, n_levels, cfg)
+        weights, ridge, qwk, tried, decomposition = _search(
+            grams, squares, gamma, y, gold, n_levels, cfg
+        )
         history += tried
         if len(gammas) == 1:
-            return weights, gamma, ridge, qwk, history, None
-        # The winner's decomposition is returned, so that the fit does not compute it again.
-        eigenvalues, eigenvectors = _eigen(_kernel(grams, squares, weights, gamma))
+            return weights, gamma, ridge, qwk, history, decomposition
+        eigenvalues, eigenvectors = decomposition
         loo, _ = _loo(eigenvalues, eigenvectors, eigenvectors.T @ y_centered, y_centered, ridge)
         held_out = cross_fitted_qwk(loo.numpy() + y_mean, gold, n_levels, cfg.min_for_thresholds)
         history.append({"gamma": gamma, "cross_fitted_qwk": round(held_out, 4)})
         if best is None or held_out > best[0] + 1e-4:
-            best = (held_out, weights, gamma, ridge, qwk, (eigenvalues, eigenvectors))
+            best = (held_out, weights, gamma, ridge, qwk, decomposition)
     assert best is not None
     return best[1], best[2], best[3], best[4], history, best[5]
 

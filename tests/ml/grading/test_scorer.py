@@ -236,7 +236,7 @@ def test_the_search_judges_a_ridge_by_its_cross_fitted_qwk_not_by_midpoint_round
     y = gold / 2
     config = ScorerConfig(n_levels=3, max_score=2.0, search_passes=0)
 
-    weights, ridge, qwk, history = _search(grams, {}, 0.0, y, gold, 3, config)
+    weights, ridge, qwk, history, _ = _search(grams, {}, 0.0, y, gold, 3, config)
 
     centred = torch.tensor(y - y.mean(), dtype=torch.float64)
     eigenvalues, eigenvectors = _eigen(_kernel(grams, {}, weights, 0.0))
