@@ -4,8 +4,9 @@ Reads the ``--predictions`` CSV of ``evaluate_grader`` (``row,item_id,gold,predi
 confidence``: one row per test answer) and plays the release policy with hindsight: each item's
 test answers are taken surest first, and a share of them is "released" (the model's level
 replaces the gold one) while the rest count as graded by hand. Because the shares are chosen on
-the test answers' own gold scores, the figures are an upper bound on what the review simulation
-(``evaluate_grader --simulate-review``) can reach with graders of this quality: there the graders
+the test answers' own gold scores, the figures estimate the best the review simulation
+(``evaluate_grader --simulate-review``) could reach with graders of this quality (the greedy
+choice below is close to the best, not proven to be it): there the graders
 learn from fewer answers, choose their shares on a random check of 10 % that the teacher
 also grades, and must decide before they are right.
 
@@ -20,7 +21,8 @@ what releasing each item's largest surest share whose agreement on the item's sc
         --data ../shared/data/asap_sas --encoder "" --predictions var/eval/sas.csv --json -
     .venv/bin/python benchmarks/bench_release_frontier.py var/eval/sas.csv
 
-Levels are read from the CSV's scores: whole points from 0, as ASAP-SAS and ASAP-AES score.
+Levels are read from the CSV's scores in whole points, from each item's lowest score up, as
+ASAP-SAS and ASAP-AES score.
 """
 
 from __future__ import annotations
@@ -46,9 +48,12 @@ class Item:
 
     def __init__(self, gold, predicted, confidence, audited):
         audited = np.asarray(audited, dtype=bool)
+        gold = np.asarray(gold, dtype=np.float64)
+        predicted = np.asarray(predicted, dtype=np.float64)
         order = np.lexsort((-np.asarray(confidence, dtype=np.float64), audited))
-        self.gold = np.asarray(gold, dtype=np.int64)[order]
-        self.predicted = np.asarray(predicted, dtype=np.int64)[order]
+        gold, predicted = np.rint(gold).astype(np.int64), np.rint(predicted).astype(np.int64)
+        lowest = min(gold.min(), predicted.min())
+        self.gold, self.predicted = (gold - lowest)[order], (predicted - lowest)[order]
         self.eligible = int((~audited).sum())
         self.n_levels = int(max(self.gold.max(), self.predicted.max())) + 1
         self.final = [self.final_qwk(self.count(share)) for share in SHARES]
@@ -78,16 +83,22 @@ class Item:
 def read(path: Path, *, audit_share: float, seed: int) -> dict[str, Item]:
     """The CSV's answers by item; ``audit_share`` of each item's drawn at random (``seed``)
     for the random check."""
-    columns: dict[str, list[tuple[int, int, float]]] = defaultdict(list)
+    columns: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
     with path.open(newline="", encoding="utf-8") as handle:
-        for record in csv.DictReader(handle):
-            columns[record["item_id"]].append(
-                (
-                    round(float(record["gold"])),
-                    round(float(record["predicted"])),
-                    float(record["confidence"]),
-                )
-            )
+        reader = csv.DictReader(handle)
+        missing = {"item_id", "gold", "predicted", "confidence"} - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(f"{path}: no column {', '.join(sorted(missing))}")
+        for line, record in enumerate(reader, start=2):
+            try:
+                values = tuple(float(record[c]) for c in ("gold", "predicted", "confidence"))
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"{path}, line {line}: gold, predicted and confidence must be numbers"
+                ) from None
+            columns[record["item_id"]].append(values)
+    if not columns:
+        raise ValueError(f"{path}: no answers")
     rng = np.random.default_rng(seed)
     items = {}
     for item_id, values in sorted(columns.items(), key=lambda kv: (len(kv[0]), kv[0])):
@@ -107,7 +118,11 @@ def least_hand(items: dict[str, Item], bar: float) -> tuple[float, float, dict[s
 
     while True:
         candidates = [
-            ((item.final[steps[i]] - item.final[steps[i] + 1]) / len(item.gold), i)
+            (
+                (item.final[steps[i]] - item.final[steps[i] + 1])
+                / max(1, item.count(SHARES[steps[i] + 1]) - item.count(SHARES[steps[i]])),
+                i,
+            )
             for i, item in items.items()
             if steps[i] + 1 < len(SHARES)
         ]
@@ -138,7 +153,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not 0 <= args.audit_share < 1:
         parser.error(f"--audit-share must be from 0 to below 1, not {args.audit_share}")
-    items = read(args.predictions, audit_share=args.audit_share, seed=args.seed)
+    try:
+        items = read(args.predictions, audit_share=args.audit_share, seed=args.seed)
+    except (OSError, ValueError) as error:
+        parser.error(str(error))
     total = sum(len(item.gold) for item in items.values())
 
     audited = sum(len(item.gold) - item.eligible for item in items.values())
