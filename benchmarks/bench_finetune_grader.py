@@ -18,7 +18,7 @@ train, each epoch's validation and test QWK, and the test QWK of each grader; th
 A research measurement: nothing here is used by the product yet. Needs the ``encoder`` extra
 (``pip install -e '.[encoder]'``) and the data under ``../shared/data/asap_sas``.
 
-    .venv/bin/python benchmarks/bench_finetune_grader.py     # all 10 questions, ~75 min on 2 cores
+    .venv/bin/python benchmarks/bench_finetune_grader.py     # all 10 questions, ~85 min on 2 cores
     .venv/bin/python benchmarks/bench_finetune_grader.py --questions 1,5 --epochs 6
 """
 
