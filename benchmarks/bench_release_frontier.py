@@ -37,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edu_dl.ml.metrics import quadratic_weighted_kappa
+from edu_dl.ml.metrics import quadratic_weighted_kappa, subset_agreement
 
 SHARES = np.linspace(0.0, 1.0, 21)  # released shares tried, in twentieths
 
@@ -68,16 +68,19 @@ class Item:
         return quadratic_weighted_kappa(self.gold, final, self.n_levels)
 
     def gated(self, gate: float) -> int:
-        """The most surest answers whose agreement on the item's scale reaches ``gate``: the
-        point estimate of ``subset_agreement`` (no bootstrap bound), for every prefix at once."""
-        weights = (np.arange(self.n_levels)[:, None] - np.arange(self.n_levels)[None, :]) ** 2
-        gold_shares = np.bincount(self.gold, minlength=self.n_levels) / len(self.gold)
-        predicted_shares = np.bincount(self.predicted, minlength=self.n_levels) / len(self.gold)
-        chance = float((weights * np.outer(gold_shares, predicted_shares)).sum())
-        misses = np.cumsum(weights[self.gold, self.predicted])
-        agreement = 1.0 - misses / np.arange(1, len(self.gold) + 1) / chance
-        passing = np.flatnonzero(agreement[: self.eligible] >= gate)
-        return int(passing[-1]) + 1 if passing.size else 0
+        """The most surest answers (of those that may be released) whose agreement on the item's
+        scale reaches ``gate``: the point estimate of ``subset_agreement``, the release curve's
+        measure, with hindsight on the gold scores."""
+        inside = np.zeros(len(self.gold), dtype=bool)
+        best = 0
+        for released in range(1, self.eligible + 1):
+            inside[released - 1] = True
+            agreement, _ = subset_agreement(
+                self.gold, self.predicted, self.n_levels, inside, draws=1
+            )
+            if agreement >= gate:
+                best = released
+        return best
 
 
 def read(path: Path, *, audit_share: float, seed: int) -> dict[str, Item]:

@@ -845,16 +845,15 @@ def _search(
     y_centered = torch.tensor(y - y_mean, dtype=torch.float64)
     history: list[dict[str, Any]] = []
     cache: dict[tuple, tuple[float, float, float]] = {}
-    # The decomposition evaluated last: only a newly evaluated mix can become the best one, and
-    # keeping every mix's would hold ~20 n-by-n matrices.
-    latest: list[tuple] = []
 
-    def evaluate(weights: dict[str, float]) -> tuple[float, float, float]:
+    def evaluate(weights: dict[str, float]) -> tuple[tuple[float, float, float], tuple | None]:
+        """(QWK, MSE, ridge) of the best ridge for a mix, and the mix's eigendecomposition: None
+        for a mix evaluated before (kept in the cache, it cannot beat the best again; keeping
+        every mix's decomposition would hold ~20 n-by-n matrices)."""
         key = tuple(round(weights[name], 6) for name in sorted(weights))
         if key in cache:
-            return cache[key]
+            return cache[key], None
         eigenvalues, eigenvectors = _eigen(_kernel(grams, squares, weights, gamma))
-        latest[:] = [(eigenvalues, eigenvectors)]
         projected = eigenvectors.T @ y_centered
         best = (-2.0, math.inf, cfg.ridge_grid[0])
         for ridge in cfg.ridge_grid:
@@ -870,11 +869,10 @@ def _search(
             {"weights": dict(weights), "gamma": gamma, "ridge": best[2], "qwk": round(best[0], 4)}
         )
         cache[key] = best
-        return best
+        return best, (eigenvalues, eigenvectors)
 
     weights = dict.fromkeys(grams, 1.0)
-    best = evaluate(weights)
-    decomposition = latest[0]
+    best, decomposition = evaluate(weights)
     passes = cfg.search_passes if len(gold) >= cfg.min_for_view_search else 0
     for _ in range(passes):
         improved = False
@@ -884,12 +882,13 @@ def _search(
                 trial[name] = weights[name] * multiplier
                 if sum(trial.values()) == 0:
                     continue
-                result = evaluate(trial)
+                result, trial_decomposition = evaluate(trial)
                 if (result[0], -result[1]) > (best[0] + 1e-4, -best[1]):
                     best, weights, improved = result, trial, True
-                    decomposition = latest[0]
+                    decomposition = trial_decomposition
         if not improved:
             break
+    assert decomposition is not None
     return weights, best[2], best[0], history, decomposition
 
 
