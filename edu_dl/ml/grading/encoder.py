@@ -39,7 +39,12 @@ class SentenceEncoder:
         self.name = name
         self.model = model
         self.batch_size = batch_size
-        self.dim = int(model.get_sentence_embedding_dimension())
+        dimension = getattr(model, "get_embedding_dimension", None)
+        self.dim = int((dimension or model.get_sentence_embedding_dimension)())
+
+    def transformer(self):
+        """The tokenizer and the transformer model inside (for tuning its top layers)."""
+        return self.model.tokenizer, self.model[0].auto_model
 
     def encode(self, texts: list[str]) -> torch.Tensor:
         if not texts:

@@ -48,6 +48,9 @@ class CachedEncoder:
         self._vectors: dict[str, torch.Tensor] = {}
         self.seconds = 0.0
 
+    def transformer(self):
+        return self.encoder.transformer()
+
     def encode(self, texts: list[str]) -> torch.Tensor:
         missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
         if missing:
@@ -105,6 +108,7 @@ def evaluate_seen_items(
     fallback=None,
     cold_start_until: int = 0,
     log: Log = lambda _: None,
+    tune=None,
 ) -> EvaluationResult:
     """Per item: train on its ``train`` (and ``dev``) rows, score its ``test`` rows.
 
@@ -136,11 +140,14 @@ def evaluate_seen_items(
                 max_score=train[0].max_score,
                 reference_answer=train[0].reference_answer,
                 encoder=encoder,
+                tune=tune,
             )
             result.train_seconds += time.perf_counter() - started
             started = time.perf_counter()
             graded = grader.grade([r.response for r in test], encoder=encoder, explain=False)
             how = {"grader": "item", "validated_qwk": grader.metrics["validated_qwk"]}
+            if "tuned" in grader.metrics:
+                how["tuned"] = grader.metrics["tuned"]
         elif fallback is not None:
             first = test[0]
             graded = fallback.grade(
@@ -280,6 +287,7 @@ def simulate_review(
     seed: int = 0,
     max_rounds: int = 1000,
     log: Log = lambda _: None,
+    tune=None,
 ) -> dict[str, Any]:
     """Play the teacher with the gold scores through the release policy and the review order.
 
@@ -335,6 +343,7 @@ def simulate_review(
                 reference_answer=first.reference_answer,
                 encoder=encoder,
                 audit=[i in state.audited for i in hand],
+                tune=tune,
             )
             state.retrains += 1
             state.validated_qwk = grader.metrics["validated_qwk"]

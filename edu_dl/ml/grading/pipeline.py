@@ -7,7 +7,9 @@ keys (response ids in production, row numbers in evaluation).
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,10 +18,20 @@ import numpy as np
 from edu_dl.ml.checkpoint import LoadedCheckpoint, checkpoint_bytes, load_checkpoint
 from edu_dl.ml.grading.encoder import Encoder
 from edu_dl.ml.grading.scorer import ItemScorer, ScorerConfig, fit_item_scorer, levels_of
+from edu_dl.ml.grading.tuned import (
+    TuneConfig,
+    TunedBlend,
+    TuningUnsupported,
+    check_split,
+    fit_tuned_blend,
+    transformer_of,
+)
 from edu_dl.ml.metrics import quadratic_weighted_kappa
 
 MAX_LEVELS = 61
 MIN_SCORED_RESPONSES = 10
+
+logger = logging.getLogger(__name__)
 
 
 class GraderUnavailable(RuntimeError):
@@ -44,6 +56,8 @@ class TrainedGrader:
     scores: list[float]
     encoder_name: str
     metrics: dict[str, Any] = field(default_factory=dict)
+    # The encoder's top layers tuned on this item, blended with ``scorer`` (None: scorer alone).
+    tuned: TunedBlend | None = None
 
     @property
     def validated_qwk(self) -> float:
@@ -69,8 +83,17 @@ class TrainedGrader:
                     f"this grader was trained with the sentence encoder {self.encoder_name!r}, "
                     "which is not loaded here"
                 )
-            embeddings = encoder.encode(texts)
+            if self.scorer.config.embed_dim:
+                embeddings = encoder.encode(texts)
         output = self.scorer(texts, embeddings)
+        level_score, confidence = output.score, output.confidence
+        phrase_share = 1.0
+        if self.tuned is not None:
+            _, level, confidence = self.tuned.combine(
+                self.scorer, output, self.tuned.raw(texts, encoder)
+            )
+            level_score = self.scorer.level_score(level)
+            phrase_share = 1.0 - self.tuned.weight
         predictions = []
         for i, text in enumerate(texts):
             similar = [
@@ -85,10 +108,12 @@ class TrainedGrader:
             ]
             predictions.append(
                 GradePrediction(
-                    score=float(output.score[i]),
-                    confidence=float(output.confidence[i].clamp(0.0, 1.0)),
+                    score=float(level_score[i]),
+                    confidence=float(confidence[i].clamp(0.0, 1.0)),
                     similar=similar if explain else [],
-                    phrases=self.scorer.phrases(text) if explain and phrases else [],
+                    phrases=_scaled(self.scorer.phrases(text), phrase_share)
+                    if explain and phrases
+                    else [],
                 )
             )
         return predictions
@@ -101,6 +126,7 @@ class TrainedGrader:
                 "keys": list(self.keys),
                 "scores": list(self.scores),
                 "encoder": self.encoder_name,
+                **({"tuned": self.tuned.to_state()} if self.tuned is not None else {}),
             },
         )
 
@@ -118,7 +144,15 @@ class TrainedGrader:
             scores=[float(s) for s in loaded.extra.get("scores", [])],
             encoder_name=str(loaded.extra.get("encoder", "")),
             metrics=dict(loaded.metrics),
+            tuned=TunedBlend.from_state(loaded.extra["tuned"]) if "tuned" in loaded.extra else None,
         )
+
+
+def _scaled(phrases: list[dict[str, Any]], share: float) -> list[dict[str, Any]]:
+    """The kernel grader's phrase weights as a share of a blended grade."""
+    if share == 1.0:
+        return phrases
+    return [{**p, "weight": round(p["weight"] * share, 4)} for p in phrases]
 
 
 def score_levels(min_score: float, max_score: float, observed: list[float] | None = None) -> int:
@@ -166,9 +200,17 @@ def train_grader(
     encoder: Encoder | None = None,
     config: ScorerConfig | None = None,
     audit: list[bool] | None = None,
+    tune: TuneConfig | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> TrainedGrader:
     """Fit an item's grader on its teacher-scored responses; ``audit`` marks those of the
-    item's random check, which the validated QWK is measured on (see fit_item_scorer)."""
+    item's random check, which the validated QWK is measured on (see fit_item_scorer).
+
+    With an ``encoder`` and ``tune`` (``tune.layers`` > 0) and at least ``tune.min_responses``
+    answers, the encoder's top layers are tuned on the item and blended with the kernel grader
+    (:mod:`edu_dl.ml.grading.tuned`), which then reads no sentence embeddings of its own; an
+    encoder whose layers cannot be tuned is used as an embedding view, as without ``tune``.
+    ``progress`` hears of each tuning epoch: (epoch, epochs)."""
     if not (len(texts) == len(scores) == len(keys)):
         raise ValueError("texts, scores and keys differ in length")
     if len(texts) < MIN_SCORED_RESPONSES:
@@ -179,7 +221,14 @@ def train_grader(
     if bad:
         raise ValueError(f"score {bad[0]} is outside the item's scale {min_score}..{max_score}")
     n_levels = score_levels(min_score, max_score, list(scores))
-    embeddings = encoder.encode(texts) if encoder is not None else None
+    tuning = (
+        encoder is not None
+        and tune is not None
+        and tune.layers > 0
+        and len(texts) >= tune.min_responses
+        and _tunable(encoder)
+    )
+    embeddings = encoder.encode(texts) if encoder is not None and not tuning else None
     scorer, report = fit_item_scorer(
         texts,
         np.asarray(scores, dtype=np.float64),
@@ -211,10 +260,47 @@ def train_grader(
         # The agreement of its most confident grades on the same answers, for the release policy.
         "release_curve": report.release_curve,
     }
+    blend = None
+    if tuning:
+        blend, figures = fit_tuned_blend(
+            scorer,
+            texts,
+            levels_of(scores, min_score=min_score, max_score=max_score, n_levels=n_levels),
+            report.loo,
+            encoder,
+            config=tune,
+            audit=None if audit is None else np.asarray(audit, dtype=bool),
+            progress=progress,
+        )
+        metrics.update(
+            {
+                "kernel_validated_qwk": metrics["validated_qwk"],
+                "validated_qwk": None
+                if math.isnan(figures["validated_qwk"])
+                else round(figures["validated_qwk"], 4),
+                "validated_answers": figures["validated_answers"],
+                "validated_on": "random check"
+                if figures["validated_on_audit"]
+                else "answers held out of tuning",
+                "release_curve": figures["release_curve"],
+                "threshold_rule": "shares",
+                "tuned": figures["tuned"],
+            }
+        )
     return TrainedGrader(
         scorer=scorer.eval(),
         keys=list(keys),
         scores=[float(s) for s in scores],
         encoder_name=encoder.name if encoder is not None else "",
         metrics=metrics,
+        tuned=blend,
     )
+
+
+def _tunable(encoder: Encoder) -> bool:
+    try:
+        check_split(*transformer_of(encoder))
+    except TuningUnsupported as error:
+        logger.warning("grading without tuning the encoder: %s", error)
+        return False
+    return True

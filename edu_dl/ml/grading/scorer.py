@@ -130,6 +130,8 @@ class FitReport:
     # The agreement of the grader's most confident grades on the same answers (release_curve).
     release_curve: list[dict[str, Any]] = field(default_factory=list)
     search: list[dict[str, Any]] = field(default_factory=list)
+    # Each response's leave-one-out prediction (0-1 scale), for a blend to be fitted on.
+    loo: np.ndarray | None = None
 
 
 @register_model("item-scorer", task="grader", config_class=ScorerConfig)
@@ -797,6 +799,7 @@ def fit_item_scorer(
         validated_on=int(len(texts) if checked is None else checked.sum()),
         validated_on_audit=checked is not None,
         release_curve=curve,
+        loo=loo,
     )
     return scorer, report
 
