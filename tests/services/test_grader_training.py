@@ -25,9 +25,12 @@ from tests.grading_data import (
     PHOTOSYNTHESIS_REFERENCE,
     evaporation_answers,
     make_quiz,
+    new_student,
     photosynthesis_answers,
+    submit,
     teacher_scored,
 )
+from tests.tiny_encoder import TunableEncoder
 
 # No message reaches a broker: the shared ``sent`` fixture records them.
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("sent")]
@@ -186,6 +189,48 @@ def test_a_missing_sentence_encoder_fails_the_run_with_the_setting_named(setting
         "is not available in this worker: encoder path '/no/such/encoder' is not a directory"
     )
     assert ModelVersion.objects.count() == 0
+
+
+def test_a_grader_run_tunes_the_configured_encoder_and_grading_uses_the_blend(
+    settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    from edu_dl.ml.grading import encoder as encoder_module
+    from edu_dl.services.grading import responses_grade_by_model
+
+    monkeypatch.setitem(encoder_module._cache, ("tiny-bert", "cpu"), TunableEncoder())
+    settings.EDU_DL = {
+        **settings.EDU_DL,
+        "GRADING_ENCODER": "tiny-bert",
+        "GRADING_ENCODER_TUNE_MIN_ANSWERS": 40,
+        "GRADING_ENCODER_TUNE_EPOCHS": 2,
+    }
+    quiz = make_quiz(items=[PHOTOSYNTHESIS])
+    item = quiz.items[0]
+    texts, scores = photosynthesis_answers()
+    teacher_scored(quiz, item, texts * 2, scores * 2)
+    run = training_request(kind="grader", item=item, requested_by=quiz.teacher)
+
+    training_run_execute(run_id=run.pk, task_id="t1", worker="w1")
+
+    run.refresh_from_db()
+    version = ModelVersion.objects.get()
+    grader = TrainedGrader.from_bytes(artifact_read_verified(version=version))
+    assert run.status == "succeeded"
+    assert grader.tuned is not None and grader.encoder_name == "tiny-bert"
+    assert version.config["encoder"] == "tiny-bert"
+    tuned = version.metrics["tuned"]
+    assert (tuned["layers"], tuned["epochs"], tuned["trained_on"]) == (2, 2, 30)
+    assert version.metrics["validated_on"] == "answers held out of tuning"
+    assert version.metrics["validated_answers"] == 30
+
+    (response,) = submit(quiz, new_student(quiz.course, 99), {item: texts[0]})
+    with django_capture_on_commit_callbacks(execute=True):
+        responses_grade_by_model(response_ids=[response.pk])
+
+    response.refresh_from_db()
+    assert response.status in ("graded", "needs_review")
+    assert response.model_version == version
+    assert response.explanation["similar"]
 
 
 def test_the_cold_start_grader_learns_across_items_with_reference_answers():

