@@ -241,3 +241,16 @@ def test_each_tuning_epoch_is_reported():
     grader = tuned_grader(progress=lambda epoch, epochs: heard.append((epoch, epochs)))
 
     assert grader.tuned is not None and heard == [(1, 3), (2, 3), (3, 3)]
+
+
+def test_a_layer_stack_whose_layers_take_other_arguments_is_refused():
+    tokenizer, model = TunableEncoder().transformer()
+
+    class Positional(Layer):
+        def forward(self, hidden, position_bias, attention_mask=None):
+            return super().forward(hidden, attention_mask)
+
+    model.encoder.layer[0] = Positional()
+
+    with pytest.raises(TuningUnsupported, match="TypeError"):
+        check_split(tokenizer, model)
