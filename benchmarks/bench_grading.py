@@ -500,6 +500,7 @@ def run(arguments: argparse.Namespace, *, real_send_task) -> None:
         release_min_confidence=arguments.release_min_confidence,
     )
     question = json.loads(QUESTION.read_text(encoding="utf-8"))
+    encoder = load_encoder(arguments.encoder)  # None for "": the n-gram grader alone
     grader = train_grader(
         [answer.text for answer in teacher_scored],
         [answer.score for answer in teacher_scored],
@@ -507,7 +508,7 @@ def run(arguments: argparse.Namespace, *, real_send_task) -> None:
         min_score=question["min_score"],
         max_score=question["max_score"],
         reference_answer=question["reference_answer"],
-        encoder=load_encoder(arguments.encoder),
+        encoder=encoder,
         tune=tune_config(),
     )
     trained = time.perf_counter() - started
@@ -582,7 +583,6 @@ def run(arguments: argparse.Namespace, *, real_send_task) -> None:
         )
 
     loaded = TrainedGrader.from_bytes(grader.to_bytes())
-    encoder = load_encoder(arguments.encoder)
     texts = graded_texts[1:]
     print(f"\nthe model alone (TrainedGrader.grade), {len(texts)} texts:")
     model_times = {}

@@ -242,9 +242,7 @@ def train_grader(
     )
     metrics = {
         # None when undefined (one score level only): JSON has no NaN, and None is never trusted.
-        "validated_qwk": None
-        if math.isnan(report.validated_qwk)
-        else round(report.validated_qwk, 4),
+        "validated_qwk": _qwk_or_none(report.validated_qwk),
         "selection_qwk": round(report.selection_qwk, 4),
         "loo_qwk": round(report.loo_qwk, 4),
         "loo_accuracy": round(report.loo_accuracy, 4),
@@ -275,9 +273,7 @@ def train_grader(
         metrics.update(
             {
                 "kernel_validated_qwk": metrics["validated_qwk"],
-                "validated_qwk": None
-                if math.isnan(figures["validated_qwk"])
-                else round(figures["validated_qwk"], 4),
+                "validated_qwk": _qwk_or_none(figures["validated_qwk"]),
                 "validated_answers": figures["validated_answers"],
                 "validated_on": "random check"
                 if figures["validated_on_audit"]
@@ -295,6 +291,10 @@ def train_grader(
         metrics=metrics,
         tuned=blend,
     )
+
+
+def _qwk_or_none(value: float) -> float | None:
+    return None if math.isnan(value) else round(value, 4)
 
 
 def _tunable(encoder: Encoder) -> bool:

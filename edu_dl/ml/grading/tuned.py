@@ -264,6 +264,64 @@ class TunedBlend:
         return raw, level, torch.sigmoid(features @ self.state["calibrator"].cpu())
 
 
+def frozen_layers(model: nn.Module, layers: int) -> int:
+    """How many of the encoder's layers stay frozen when its top ``layers`` are tuned."""
+    total = len(model.encoder.layer)
+    if not 0 < layers <= total:
+        raise ValueError(f"cannot tune {layers} of the encoder's {total} layers")
+    return total - layers
+
+
+def token_budget(tokenizer, texts: list[str], max_tokens: int) -> int:
+    """The length (in tokens) that 99 % of ``texts`` fit in, at most ``max_tokens``."""
+    lengths = [len(ids) for ids in tokenizer([t or " " for t in texts])["input_ids"]]
+    return int(min(max_tokens, max(8, math.ceil(np.percentile(lengths, 99)))))
+
+
+def tune_top(
+    model: nn.Module,
+    states: torch.Tensor,
+    mask: torch.Tensor,
+    target: torch.Tensor,
+    train: np.ndarray,
+    config: TuneConfig,
+    on_epoch: Callable[[int, TunedTop], None] | None = None,
+) -> TunedTop:
+    """Copies of ``model``'s top ``config.layers`` layers and a head, trained on the answers at
+    positions ``train`` (lower-layer ``states``, ``mask``; ``target`` on the 0-1 scale);
+    deterministic for a seed, and the global torch random state is left as it was.
+    ``on_epoch(epoch, top)`` is called after each epoch. Returns the module in eval mode."""
+    frozen = frozen_layers(model, config.layers)
+    rng = np.random.default_rng(config.seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        top = TunedTop(
+            nn.ModuleList(copy.deepcopy(list(model.encoder.layer[frozen:]))),
+            model.config.hidden_size,
+        ).to(_device(model))
+        top.requires_grad_(True)
+        optimiser = torch.optim.AdamW(
+            [
+                {"params": top.layers.parameters(), "lr": config.lr_layers},
+                {"params": top.head.parameters(), "lr": config.lr_head},
+            ],
+            weight_decay=config.weight_decay,
+        )
+        top.train()
+        for epoch in range(1, config.epochs + 1):
+            shuffled = torch.as_tensor(rng.permutation(train))
+            for start in range(0, len(shuffled), config.batch_size):
+                batch = shuffled[start : start + config.batch_size]
+                predicted = top(states[batch], mask[batch])
+                loss = nn.functional.mse_loss(predicted, target[batch].to(predicted.device))
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+            if on_epoch is not None:
+                on_epoch(epoch, top)  # TunedTop.predict leaves the training mode as it was
+    return top.eval().requires_grad_(False)
+
+
 def _held_out(n: int, gold: np.ndarray, audit: np.ndarray | None, cfg: TuneConfig):
     """Positions held out of tuning, and whether they are the item's random check (used
     when it holds ``min_validation`` answers of two levels or more, and leaves at least half
@@ -295,56 +353,29 @@ def fit_tuned_blend(
     blend them with ``scorer``, whose leave-one-out predictions are ``loo``. Returns the blend
     and its figures: ``validated_qwk`` and ``release_curve`` on the held-out answers, as the
     release policy reads them, and those of each part alone for comparison. ``progress`` is
-    called after each epoch with (epoch, epochs)."""
+    called after each epoch with (epoch, epochs). The caller has checked the encoder with
+    :func:`check_split` (the grader must know before fitting its kernel part)."""
     n_levels = scorer.config.n_levels
     tokenizer, model = transformer_of(encoder)
-    check_split(tokenizer, model)
-    total = len(model.encoder.layer)
-    if not 0 < config.layers <= total:
-        raise ValueError(f"cannot tune {config.layers} of the encoder's {total} layers")
-    frozen = total - config.layers
+    frozen = frozen_layers(model, config.layers)
     held, on_audit = _held_out(len(texts), gold, audit, config)
     train = np.setdiff1d(np.arange(len(texts)), held)
 
     started = time.perf_counter()
-    lengths = [len(ids) for ids in tokenizer([texts[i] or " " for i in train])["input_ids"]]
-    max_tokens = int(min(config.max_tokens, max(8, math.ceil(np.percentile(lengths, 99)))))
+    max_tokens = token_budget(tokenizer, [texts[i] for i in train], config.max_tokens)
     states, mask = lower_states(tokenizer, model, texts, frozen=frozen, max_tokens=max_tokens)
     lower_seconds = time.perf_counter() - started
 
     started = time.perf_counter()
-    rng = np.random.default_rng(config.seed)
-    target = torch.tensor(gold / (n_levels - 1), dtype=torch.float32)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        top = TunedTop(
-            nn.ModuleList(copy.deepcopy(list(model.encoder.layer[frozen:]))),
-            model.config.hidden_size,
-        ).to(_device(model))
-        for parameter in top.parameters():
-            parameter.requires_grad_(True)
-        optimiser = torch.optim.AdamW(
-            [
-                {"params": top.layers.parameters(), "lr": config.lr_layers},
-                {"params": top.head.parameters(), "lr": config.lr_head},
-            ],
-            weight_decay=config.weight_decay,
-        )
-        top.train()
-        for epoch in range(1, config.epochs + 1):
-            shuffled = torch.as_tensor(rng.permutation(train))
-            for start in range(0, len(shuffled), config.batch_size):
-                batch = shuffled[start : start + config.batch_size]
-                predicted = top(states[batch], mask[batch])
-                loss = nn.functional.mse_loss(predicted, target[batch].to(predicted.device))
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-            if progress is not None:
-                progress(epoch, config.epochs)
-    top.eval()
-    for parameter in top.parameters():
-        parameter.requires_grad_(False)
+    top = tune_top(
+        model,
+        states,
+        mask,
+        torch.tensor(gold / (n_levels - 1), dtype=torch.float32),
+        train,
+        config,
+        on_epoch=None if progress is None else lambda epoch, _: progress(epoch, config.epochs),
+    )
     tune_seconds = time.perf_counter() - started
 
     held_gold = gold[held]
@@ -352,9 +383,11 @@ def fit_tuned_blend(
     blend_held = config.blend_weight * tuned_held + (1 - config.blend_weight) * loo[held]
     thresholds = share_thresholds(blend_held, held_gold, n_levels)
 
+    def cross_fitted(raw: np.ndarray) -> np.ndarray:
+        return cross_fitted_levels(raw, held_gold, n_levels, 2, rule="shares")
+
     def held_out_qwk(raw: np.ndarray) -> float:
-        levels = cross_fitted_levels(raw, held_gold, n_levels, 2, rule="shares")
-        return quadratic_weighted_kappa(held_gold, levels, n_levels)
+        return quadratic_weighted_kappa(held_gold, cross_fitted(raw), n_levels)
 
     # Confidence: the kernel grader's neighbours of each held-out answer among the others.
     sketch = scorer.train_sketch
@@ -375,7 +408,7 @@ def fit_tuned_blend(
     )
     calibrator = fit_logistic(features, torch.tensor(level == held_gold, dtype=torch.float32))
     confidence = torch.sigmoid(features @ calibrator).numpy()
-    cross_levels = cross_fitted_levels(blend_held, held_gold, n_levels, 2, rule="shares")
+    cross_levels = cross_fitted(blend_held)
 
     state = {key: value.detach().cpu().clone() for key, value in top.state_dict().items()}
     state["thresholds"] = threshold32
