@@ -140,6 +140,17 @@ def check_edu_dl_settings(app_configs=None, **kwargs) -> list[Error]:
                 id="edu_dl.E005",
             )
         )
+    growth = merged["GRADING_ENCODER_RETUNE_GROWTH"]
+    if not _is_number(growth) or not 0 <= growth <= 100:
+        errors.append(
+            Error(
+                "settings.EDU_DL['GRADING_ENCODER_RETUNE_GROWTH'] must be a number from 0 to "
+                f"100 (e.g. 0.5), not {growth!r}.",
+                hint="A retrain keeps an item's tuned encoder layers until the teacher has "
+                "scored this share more answers than they learnt from; 0 tunes every time.",
+                id="edu_dl.E005",
+            )
+        )
     share = merged["KT_VALIDATION_SHARE"]
     if not _is_number(share) or not 0 < share < 1:
         errors.append(

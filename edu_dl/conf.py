@@ -92,6 +92,10 @@ DEFAULTS: dict[str, Any] = {
     # Items with fewer teacher-scored answers keep the kernel grader alone: below a few hundred
     # the answers held out of tuning are too few to set the blend's level boundaries on.
     "GRADING_ENCODER_TUNE_MIN_ANSWERS": 400,
+    # A retrain keeps the item's tuned layers (and refits only how they blend with the kernel
+    # grader, in seconds) until the teacher has scored this share more answers than the layers
+    # learnt from; then it tunes them again (minutes). 0: tune at every retrain.
+    "GRADING_ENCODER_RETUNE_GROWTH": 0.5,
     # The recommender's model of what helped similar students trains once a course holds this
     # many labelled resource feedback examples ("helpful" / "not helpful" votes, and completions
     # followed by a new mastery estimate).

@@ -126,6 +126,8 @@ def test_fernet_keys_are_accepted_and_the_error_never_shows_a_key(settings):
         ({"KT_EPOCHS": 0}, "edu_dl.E005"),
         ({"GRADING_ENCODER_TUNE_LAYERS": -1}, "edu_dl.E005"),
         ({"GRADING_ENCODER_TUNE_EPOCHS": 0}, "edu_dl.E005"),
+        ({"GRADING_ENCODER_RETUNE_GROWTH": -0.5}, "edu_dl.E005"),
+        ({"GRADING_ENCODER_RETUNE_GROWTH": "0.5"}, "edu_dl.E005"),
         ({"TORCH_THREADS": -1}, "edu_dl.E005"),
         ({"KT_VALIDATION_SHARE": 1.5}, "edu_dl.E005"),
         ({"GRADING_AUDIT_SHARE": 1}, "edu_dl.E005"),

@@ -199,16 +199,22 @@ def _encoder() -> Any:
         ) from error
 
 
-def tune_config(layers: int | None = None, epochs: int | None = None) -> Any:
+def tune_config(
+    layers: int | None = None, epochs: int | None = None, retune_growth: float | None = None
+) -> Any:
     """How graders tune the encoder's top layers: ``EDU_DL['GRADING_ENCODER_TUNE_LAYERS']``
-    (or ``layers``), ``['GRADING_ENCODER_TUNE_EPOCHS']`` (or ``epochs``) and
-    ``['GRADING_ENCODER_TUNE_MIN_ANSWERS']``."""
+    (or ``layers``), ``['GRADING_ENCODER_TUNE_EPOCHS']`` (or ``epochs``),
+    ``['GRADING_ENCODER_TUNE_MIN_ANSWERS']`` and ``['GRADING_ENCODER_RETUNE_GROWTH']`` (or
+    ``retune_growth``)."""
     from edu_dl.ml.grading.tuned import TuneConfig
 
     return TuneConfig(
         layers=edu_settings.GRADING_ENCODER_TUNE_LAYERS if layers is None else layers,
         epochs=edu_settings.GRADING_ENCODER_TUNE_EPOCHS if epochs is None else epochs,
         min_responses=edu_settings.GRADING_ENCODER_TUNE_MIN_ANSWERS,
+        retune_growth=float(
+            edu_settings.GRADING_ENCODER_RETUNE_GROWTH if retune_growth is None else retune_growth
+        ),
     )
 
 
@@ -218,6 +224,23 @@ def _qwk(gold: list[float], predicted: list[float], *, item: Item, n_levels: int
     return qwk_on_scale(
         gold, predicted, min_score=item.min_score, max_score=item.max_score, n_levels=n_levels
     )
+
+
+def _active_item_grader(item: Item) -> Any:
+    """The item's active grader, or None where it has none or its file cannot be read (then
+    the new grader starts afresh: logged, never an error)."""
+    from edu_dl.ml.checkpoint import CheckpointError
+    from edu_dl.ml.grading.pipeline import GraderUnavailable, TrainedGrader
+    from edu_dl.services.artifacts import ArtifactIntegrityError, artifact_read_verified
+
+    version = model_version_active(kind=ModelKind.GRADER, scope_key=f"item:{item.pk}")
+    if version is None:
+        return None
+    try:
+        return TrainedGrader.from_bytes(artifact_read_verified(version=version))
+    except (ArtifactIntegrityError, CheckpointError, GraderUnavailable) as error:
+        logger.warning("item %s: its active grader %s is not reused: %s", item.pk, version, error)
+        return None
 
 
 def _item_grader_train(*, run: TrainingRun, reporter: Any) -> Any:
@@ -243,6 +266,8 @@ def _item_grader_train(*, run: TrainingRun, reporter: Any) -> Any:
         )
     reporter.stage("loading the sentence encoder", 6)
     encoder = _encoder()
+    # Its tuned encoder layers may serve again (tuned.retune_reason decides).
+    previous = _active_item_grader(item) if encoder is not None else None
     reporter.stage(f"training on {count} teacher-scored answers", 10)
     started = time.perf_counter()
     try:
@@ -259,6 +284,7 @@ def _item_grader_train(*, run: TrainingRun, reporter: Any) -> Any:
                 for response_id in data.response_ids
             ],
             tune=tune_config(),
+            previous=previous,
             # Tuning the encoder takes minutes: each epoch is a heartbeat (and a cancel point).
             progress=lambda epoch, epochs: reporter.stage(
                 f"tuning the sentence encoder on the item: epoch {epoch} of {epochs}",

@@ -316,6 +316,30 @@ def test_with_an_encoder_each_item_grader_tunes_its_top_layers(tmp_path, setting
 
 
 @pytest.mark.django_db
+def test_the_simulation_with_an_encoder_reports_its_tunings(tmp_path, settings, monkeypatch):
+    from edu_dl.ml.grading import encoder as encoder_module
+    from tests.tiny_encoder import TunableEncoder
+
+    monkeypatch.setitem(encoder_module._cache, ("tiny-bert", "cpu"), TunableEncoder())
+    settings.EDU_DL = {**settings.EDU_DL, "GRADING_ENCODER_TUNE_MIN_ANSWERS": 20}
+    data = write_csv(tmp_path / "answers.csv", repeats=4)
+    out = tmp_path / "result.json"
+
+    call_command(
+        "evaluate_grader",
+        "--format", "csv", "--data", str(data), "--encoder", "tiny-bert",
+        "--tune-epochs", "1", "--cold-start-until", "0", "--simulate-review",
+        "--review-batch", "12", "--retune-growth", "0.25", "--json", str(out),
+        stdout=io.StringIO(), stderr=io.StringIO(),
+    )  # fmt: skip
+
+    result = json.loads(out.read_text())
+    assert result["retune_growth"] == 0.25
+    for item in result["review_items"]:
+        assert 0 <= item["encoder_tunings"] <= item["retrains"]
+
+
+@pytest.mark.django_db
 def test_a_negative_count_of_tuned_layers_or_epochs_is_refused(tmp_path):
     data = write_csv(tmp_path / "answers.csv")
 
@@ -331,5 +355,12 @@ def test_a_negative_count_of_tuned_layers_or_epochs_is_refused(tmp_path):
             "evaluate_grader",
             "--format", "csv", "--data", str(data), "--encoder", "",
             "--tune-epochs", "0",
+            stdout=io.StringIO(), stderr=io.StringIO(),
+        )  # fmt: skip
+    with pytest.raises(CommandError, match=r"--retune-growth must be from 0 to 100, not -1\.0"):
+        call_command(
+            "evaluate_grader",
+            "--format", "csv", "--data", str(data), "--encoder", "",
+            "--retune-growth", "-1",
             stdout=io.StringIO(), stderr=io.StringIO(),
         )  # fmt: skip

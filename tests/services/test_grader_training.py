@@ -4,6 +4,7 @@ retraining that teachers' scores set off."""
 from __future__ import annotations
 
 import pytest
+import torch
 
 from edu_dl.ml.grading.pipeline import MIN_SCORED_RESPONSES, TrainedGrader
 from edu_dl.ml.grading.reference import MIN_EXAMPLES, MIN_ITEMS
@@ -231,6 +232,51 @@ def test_a_grader_run_tunes_the_configured_encoder_and_grading_uses_the_blend(
     assert response.status in ("graded", "needs_review")
     assert response.model_version == version
     assert response.explanation["similar"]
+
+
+def test_a_retrain_keeps_the_active_graders_tuned_layers_until_enough_new_answers(
+    settings, monkeypatch
+):
+    from edu_dl.ml.grading import encoder as encoder_module
+    from edu_dl.ml.grading import policy
+    from edu_dl.ml.grading.tuned import TuneConfig
+    from edu_dl.services import grader_training
+
+    monkeypatch.setitem(encoder_module._cache, ("tiny-bert", "cpu"), TunableEncoder())
+    settings.EDU_DL = {**settings.EDU_DL, "GRADING_ENCODER": "tiny-bert"}
+    # A random check of every third answer, held out of tuning from 10 answers on.
+    monkeypatch.setattr(policy, "in_audit_sample", lambda key, share: key % 3 == 0)
+    monkeypatch.setattr(
+        grader_training,
+        "tune_config",
+        lambda: TuneConfig(epochs=2, min_responses=40, min_validation=10, retune_growth=0.5),
+    )
+    quiz = make_quiz(items=[PHOTOSYNTHESIS])
+    item = quiz.items[0]
+    texts, scores = photosynthesis_answers()
+    teacher_scored(quiz, item, texts * 2, scores * 2)
+    training_run_execute(run_id=training_request(kind="grader", item=item).pk)
+    first = ModelVersion.objects.get(status="active")
+    teacher_scored(quiz, item, texts[:6], scores[:6], first_student=60)
+
+    run = training_request(kind="grader", item=item)
+    training_run_execute(run_id=run.pk)
+
+    run.refresh_from_db()
+    second = ModelVersion.objects.exclude(pk=first.pk).get()
+    assert run.status == "succeeded", run.error
+    assert first.metrics["tuned"]["tuned_because"] == "no earlier tuned layers"
+    tuned = second.metrics["tuned"]
+    assert tuned["layers_kept"] is True, tuned
+    assert tuned["trained_on"] == first.metrics["tuned"]["trained_on"]
+    assert second.metrics["validated_on"] == "random check"
+    kept = TrainedGrader.from_bytes(artifact_read_verified(version=second)).tuned
+    earlier = TrainedGrader.from_bytes(artifact_read_verified(version=first)).tuned
+    assert all(
+        torch.equal(earlier.state[key], kept.state[key])
+        for key in earlier.state
+        if key.startswith(("layers.", "head."))
+    )
 
 
 def test_the_cold_start_grader_learns_across_items_with_reference_answers():

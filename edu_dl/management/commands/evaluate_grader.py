@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -94,6 +95,14 @@ class Command(BaseCommand):
             help="passes over an item's answers when tuning "
             "(default: EDU_DL GRADING_ENCODER_TUNE_EPOCHS)",
         )
+        parser.add_argument(
+            "--retune-growth",
+            type=float,
+            default=None,
+            help="with --simulate-review: a retrain keeps an item's tuned layers until the "
+            "teacher has scored this share more answers than they learnt from, 0 = tune at "
+            "every retrain (default: EDU_DL GRADING_ENCODER_RETUNE_GROWTH)",
+        )
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--json", dest="json_out", default="-", help="output file, - = stdout")
 
@@ -133,8 +142,13 @@ class Command(BaseCommand):
             raise CommandError(f"--tune-layers must be 0 or more, not {options['tune_layers']}")
         if options["tune_epochs"] is not None and options["tune_epochs"] < 1:
             raise CommandError(f"--tune-epochs must be 1 or more, not {options['tune_epochs']}")
+        growth = options["retune_growth"]
+        if growth is not None and not (math.isfinite(growth) and 0 <= growth <= 100):
+            raise CommandError(f"--retune-growth must be from 0 to 100, not {growth}")
         tune = (
-            tune_config(layers=options["tune_layers"], epochs=options["tune_epochs"])
+            tune_config(
+                layers=options["tune_layers"], epochs=options["tune_epochs"], retune_growth=growth
+            )
             if encoder is not None
             else None
         )
@@ -234,6 +248,8 @@ class Command(BaseCommand):
         if tune is not None:
             output["tune_layers"] = tune.layers
             output["tune_epochs"] = tune.epochs
+            if options["simulate_review"]:
+                output["retune_growth"] = tune.retune_growth
         if options["protocol"] == "seen-items":
             output["cold_start_until"] = cold_start_until
         if fmt == "asap-aes":

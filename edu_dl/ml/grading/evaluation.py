@@ -20,6 +20,7 @@ import torch
 from edu_dl.ml.grading.formats import GradedText, items_of
 from edu_dl.ml.grading.pipeline import (
     MIN_SCORED_RESPONSES,
+    TrainedGrader,
     qwk_on_scale,
     score_levels,
     train_grader,
@@ -274,6 +275,8 @@ class _ItemState:
     validated_qwk: float | None = None
     release_confidence: float | None = None  # the least confidence released (None: none)
     retrains: int = 0
+    grader: TrainedGrader | None = None  # the latest (its tuned layers may serve again)
+    retunes: int = 0
 
 
 def simulate_review(
@@ -294,7 +297,8 @@ def simulate_review(
     Every response of every item arrives ungraded. Each round the teacher grades the next
     ``batch`` responses of each item's queue (highest review priority first; before any model
     exists, in arrival order), the item's grader retrains on all teacher scores so far (as the
-    production retrain after K new teacher scores does), and it scores the responses nobody has
+    production retrain after K new teacher scores does, keeping its tuned encoder layers where
+    production would), and it scores the responses nobody has
     graded: a score is released when the policy allows, otherwise the response waits in the
     queue with its priority. A released score is final (the student has seen it). The answers
     of the random check (``audit_share`` of each item's, drawn as production draws them) are
@@ -344,8 +348,12 @@ def simulate_review(
                 encoder=encoder,
                 audit=[i in state.audited for i in hand],
                 tune=tune,
+                previous=state.grader,
             )
+            state.grader = grader
             state.retrains += 1
+            if "tuned" in grader.metrics and not grader.metrics["tuned"]["layers_kept"]:
+                state.retunes += 1
             state.validated_qwk = grader.metrics["validated_qwk"]
             gate = release_gate(
                 release_curve_of(grader.metrics), min_qwk=min_qwk, min_confidence=min_confidence
@@ -394,6 +402,7 @@ def simulate_review(
                 "release_confidence": s.release_confidence,
                 "audited": len(s.audited),
                 "retrains": s.retrains,
+                **({"encoder_tunings": s.retunes} if tune is not None else {}),
             }
             for s in states
         ],

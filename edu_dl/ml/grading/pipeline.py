@@ -201,6 +201,7 @@ def train_grader(
     config: ScorerConfig | None = None,
     audit: list[bool] | None = None,
     tune: TuneConfig | None = None,
+    previous: TrainedGrader | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> TrainedGrader:
     """Fit an item's grader on its teacher-scored responses; ``audit`` marks those of the
@@ -210,7 +211,9 @@ def train_grader(
     answers, the encoder's top layers are tuned on the item and blended with the kernel grader
     (:mod:`edu_dl.ml.grading.tuned`), which then reads no sentence embeddings of its own; an
     encoder whose layers cannot be tuned is used as an embedding view, as without ``tune``.
-    ``progress`` hears of each tuning epoch: (epoch, epochs)."""
+    ``previous`` (the item's grader so far) lends its tuned layers where they may be kept (see
+    :func:`edu_dl.ml.grading.tuned.retune_reason`). ``progress`` hears of each tuning epoch:
+    (epoch, epochs)."""
     if not (len(texts) == len(scores) == len(keys)):
         raise ValueError("texts, scores and keys differ in length")
     if len(texts) < MIN_SCORED_RESPONSES:
@@ -267,7 +270,9 @@ def train_grader(
             report.loo,
             encoder,
             config=tune,
+            keys=list(keys),
             audit=None if audit is None else np.asarray(audit, dtype=bool),
+            previous=None if previous is None else previous.tuned,
             progress=progress,
         )
         metrics.update(

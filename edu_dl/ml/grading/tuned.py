@@ -11,10 +11,11 @@ CPU. The grade is the average of the tuned model's score and the kernel grader's
 share of each level.
 
 Held out: the item's random check where it holds ``min_validation`` answers of two levels
-or more (a fair sample, see :func:`edu_dl.ml.grading.policy.in_audit_sample`), otherwise a
-seeded ``validation_share`` of the answers. The tuned layers never see them; they set the level
-boundaries, fit the confidence model and measure the validated QWK and release curve that the
-release policy reads. The kernel grader's part on them is its leave-one-out prediction.
+or more (a fair sample, see :func:`edu_dl.ml.grading.policy.in_audit_sample`; at most half of
+the answers), otherwise a seeded ``validation_share`` of the answers. The tuned layers never
+see them; they set the level boundaries, fit the confidence model and measure the validated QWK
+and release curve that the release policy reads. The kernel grader's part on them is its
+leave-one-out prediction.
 
 On ASAP-SAS (benchmarks/bench_finetune_grader.py, both graders trained on 85 % of
 ``train.tsv``), all-MiniLM-L6-v2 with 2 tuned layers for 6 epochs scored 0.727 mean test QWK on
@@ -22,6 +23,12 @@ its own and 0.747 blended half and half, against 0.718 for the kernel grader alo
 
 The explanation stays the kernel grader's: its most similar scored answers, and its phrases
 (their weight scaled by the kernel's share of the blend).
+
+A retrain after new teacher scores keeps the item's earlier tuned layers (checkpoint key
+``trained_keys`` names the answers they learnt from) while the teacher has scored fewer than
+``retune_growth`` times as many answers again and none of those answers is held out now: the
+kernel grader, the level boundaries, the confidence model and the release curve are refitted
+on the current answers in seconds, and the minutes of tuning are spent only as the item grows.
 """
 
 from __future__ import annotations
@@ -77,6 +84,15 @@ class TuneConfig:
     min_responses: int = 400
     min_validation: int = 60
     seed: int = 0
+    # A retrain keeps the item's earlier tuned layers (refitting only the blend, its level
+    # boundaries and confidence on the held-out answers) until the teacher has scored this share
+    # more answers than the layers learnt from: tuning takes minutes, the rest seconds. 0: tune
+    # at every retrain.
+    retune_growth: float = 0.5
+
+
+# The settings that shape the tuned layers: layers tuned under other ones are not kept.
+_LAYER_SETTINGS = ("layers", "epochs", "batch_size", "lr_layers", "lr_head", "weight_decay", "seed")
 
 
 def transformer_of(encoder: Any) -> tuple[Any, nn.Module]:
@@ -323,19 +339,52 @@ def tune_top(
 
 
 def _held_out(n: int, gold: np.ndarray, audit: np.ndarray | None, cfg: TuneConfig):
-    """Positions held out of tuning, and whether they are the item's random check (used
-    when it holds ``min_validation`` answers of two levels or more, and leaves at least half
-    of them to tune on). Otherwise a seeded draw of ``validation_share`` of the answers, at
-    least ``min_validation`` and at most half."""
-    if (
-        audit is not None
-        and cfg.min_validation <= audit.sum() <= n // 2
-        and len(np.unique(gold[audit])) > 1
-    ):
-        return np.flatnonzero(audit), True
+    """Positions held out of tuning, and whether they are the item's random check: used when
+    it holds ``min_validation`` answers of two levels or more; where it holds more than half
+    the answers (the teacher grades it first, so it does early on) a seeded half of them, still
+    a fair sample, leaving the other half to tune on. Otherwise a seeded draw of
+    ``validation_share`` of the answers, at least ``min_validation`` and at most half."""
+    checked = np.flatnonzero(audit) if audit is not None else np.array([], dtype=np.int64)
+    if len(checked) > n // 2:
+        rng = np.random.default_rng(cfg.seed)
+        checked = np.sort(rng.choice(checked, size=n // 2, replace=False))
+    if len(checked) >= cfg.min_validation and len(np.unique(gold[checked])) > 1:
+        return checked, True
     order = np.random.default_rng(cfg.seed).permutation(n)
     count = min(n // 2, max(cfg.min_validation, int(n * cfg.validation_share)))
     return np.sort(order[:count]), False
+
+
+def retune_reason(
+    previous: TunedBlend | None,
+    *,
+    encoder_name: str,
+    config: TuneConfig,
+    keys: list[Any],
+    held: np.ndarray,
+) -> str:
+    """Why the layers must be tuned again rather than ``previous`` (the item's earlier tuned
+    layers) kept; "" when they can be kept: tuned from the same encoder under the same settings,
+    on none of the answers now held out (they must stay unseen), and the teacher has scored
+    fewer than ``config.retune_growth`` times as many answers again since."""
+    if previous is None:
+        return "no earlier tuned layers"
+    if previous.config.get("encoder") != encoder_name:
+        return f"the earlier layers were tuned from {previous.config.get('encoder')!r}"
+    changed = [k for k in _LAYER_SETTINGS if previous.config.get(k) != getattr(config, k)]
+    if changed:
+        return f"the tuning settings changed ({', '.join(changed)})"
+    learnt = previous.config.get("trained_keys")
+    if not isinstance(learnt, list | tuple):
+        return "the earlier layers do not say which answers they learnt from"
+    learnt = set(learnt)
+    held_keys = {keys[i] for i in held}
+    if learnt & held_keys:
+        return "the earlier layers learnt from answers now held out"
+    new = sum(1 for i in range(len(keys)) if keys[i] not in learnt and keys[i] not in held_keys)
+    if new >= config.retune_growth * len(learnt):
+        return f"{new} answers to learn from since the layers learnt from {len(learnt)}"
+    return ""
 
 
 def fit_tuned_blend(
@@ -346,40 +395,60 @@ def fit_tuned_blend(
     encoder: Any,
     *,
     config: TuneConfig,
+    keys: list[Any] | None = None,
     audit: np.ndarray | None = None,
+    previous: TunedBlend | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[TunedBlend, dict[str, Any]]:
-    """Tune the encoder's top layers on ``texts`` (levels ``gold``) but the held-out ones, and
-    blend them with ``scorer``, whose leave-one-out predictions are ``loo``. Returns the blend
-    and its figures: ``validated_qwk`` and ``release_curve`` on the held-out answers, as the
-    release policy reads them, and those of each part alone for comparison. ``progress`` is
-    called after each epoch with (epoch, epochs). The caller has checked the encoder with
+    """Tune the encoder's top layers on ``texts`` (levels ``gold``, identified by ``keys``,
+    their positions by default) but the held-out ones, and blend them with ``scorer``, whose
+    leave-one-out predictions are ``loo``. ``previous`` (the item's earlier tuned layers) is
+    kept instead of tuning where :func:`retune_reason` allows. Returns the blend and its
+    figures: ``validated_qwk`` and ``release_curve`` on the held-out answers, as the release
+    policy reads them, and those of each part alone for comparison. ``progress`` is called after
+    each tuning epoch with (epoch, epochs). The caller has checked the encoder with
     :func:`check_split` (the grader must know before fitting its kernel part)."""
     n_levels = scorer.config.n_levels
+    keys = list(range(len(texts))) if keys is None else list(keys)
+    if len(keys) != len(texts):
+        raise ValueError("texts and keys differ in length")
     tokenizer, model = transformer_of(encoder)
-    frozen = frozen_layers(model, config.layers)
     held, on_audit = _held_out(len(texts), gold, audit, config)
     train = np.setdiff1d(np.arange(len(texts)), held)
+    reason = retune_reason(previous, encoder_name=encoder.name, config=config, keys=keys, held=held)
 
     started = time.perf_counter()
-    max_tokens = token_budget(tokenizer, [texts[i] for i in train], config.max_tokens)
-    states, mask = lower_states(tokenizer, model, texts, frozen=frozen, max_tokens=max_tokens)
-    lower_seconds = time.perf_counter() - started
+    if reason:
+        frozen = frozen_layers(model, config.layers)
+        max_tokens = token_budget(tokenizer, [texts[i] for i in train], config.max_tokens)
+        states, mask = lower_states(tokenizer, model, texts, frozen=frozen, max_tokens=max_tokens)
+        lower_seconds = time.perf_counter() - started
 
-    started = time.perf_counter()
-    top = tune_top(
-        model,
-        states,
-        mask,
-        torch.tensor(gold / (n_levels - 1), dtype=torch.float32),
-        train,
-        config,
-        on_epoch=None if progress is None else lambda epoch, _: progress(epoch, config.epochs),
-    )
-    tune_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        top = tune_top(
+            model,
+            states,
+            mask,
+            torch.tensor(gold / (n_levels - 1), dtype=torch.float32),
+            train,
+            config,
+            on_epoch=None if progress is None else lambda epoch, _: progress(epoch, config.epochs),
+        )
+        tune_seconds = time.perf_counter() - started
+        trained_keys = [keys[i] for i in train]
+        held_states, held_mask = states[held], mask[held]
+    else:
+        # Kept: only the held-out answers go through the layers, to refit the blend on them.
+        frozen, max_tokens = int(previous.config["frozen"]), int(previous.config["max_tokens"])
+        top = previous._attach(encoder)
+        held_states, held_mask = lower_states(
+            tokenizer, model, [texts[i] for i in held], frozen=frozen, max_tokens=max_tokens
+        )
+        lower_seconds, tune_seconds = time.perf_counter() - started, 0.0
+        trained_keys = list(previous.config["trained_keys"])
 
     held_gold = gold[held]
-    tuned_held = top.predict(states[held], mask[held]).numpy().astype(np.float64)
+    tuned_held = top.predict(held_states, held_mask).numpy().astype(np.float64)
     blend_held = config.blend_weight * tuned_held + (1 - config.blend_weight) * loo[held]
     thresholds = share_thresholds(blend_held, held_gold, n_levels)
 
@@ -419,6 +488,9 @@ def fit_tuned_blend(
             "frozen": frozen,
             "max_tokens": max_tokens,
             **{k: v for k, v in asdict(config).items() if k != "max_tokens"},
+            # The answers the layers learnt from: a later retrain keeps them only if none of
+            # these is held out then.
+            "trained_keys": trained_keys,
         },
         state,
     )
@@ -433,7 +505,10 @@ def fit_tuned_blend(
             "epochs": config.epochs,
             "blend_weight": config.blend_weight,
             "tokens": max_tokens,
-            "trained_on": len(train),
+            "trained_on": len(trained_keys),
+            # Whether the layers are the item's earlier ones, and if not, why they were tuned.
+            "layers_kept": not reason,
+            **({"tuned_because": reason} if reason else {}),
             "held_out_qwk_kernel": round(held_out_qwk(loo[held]), 4),
             "held_out_qwk_tuned": round(held_out_qwk(tuned_held), 4),
             "lower_layers_seconds": round(lower_seconds, 1),

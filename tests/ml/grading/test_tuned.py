@@ -7,6 +7,7 @@ is installed.
 
 from __future__ import annotations
 
+from dataclasses import asdict, replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -18,12 +19,14 @@ from edu_dl.ml.grading.pipeline import GraderUnavailable, TrainedGrader, train_g
 from edu_dl.ml.grading.scorer import fit_item_scorer, levels_of
 from edu_dl.ml.grading.tuned import (
     TuneConfig,
+    TunedBlend,
     TunedTop,
     TuningUnsupported,
     _held_out,
     check_split,
     fit_tuned_blend,
     lower_states,
+    retune_reason,
 )
 from tests.tiny_encoder import HIDDEN, Bert, Layer, TunableEncoder
 
@@ -226,13 +229,19 @@ def test_real_minilm_splits_and_tunes():
     assert grader.grade([GOOD[0]], encoder=encoder)[0].score in (0.0, 1.0, 2.0)
 
 
-def test_a_random_check_of_more_than_half_the_answers_is_not_held_out_whole():
+def test_a_random_check_of_more_than_half_the_answers_is_held_out_in_part():
     gold = np.array([0, 1, 2] * 30)
     audit = np.arange(90) < 60
 
     held, on_audit = _held_out(90, gold, audit, TuneConfig(min_validation=20))
 
-    assert not on_audit and len(held) == 20
+    # A seeded half of the answers, all from the random check: the rest is tuned on.
+    assert on_audit and len(held) == 45 and audit[held].all()
+    assert held.tolist() == sorted(set(held.tolist()))
+    assert held.tolist() == _held_out(90, gold, audit, TuneConfig(min_validation=20))[0].tolist()
+    # Too few left for min_validation: a seeded share instead.
+    held, on_audit = _held_out(90, gold, audit, TuneConfig(min_validation=50))
+    assert not on_audit and len(held) == 45
 
 
 def test_each_tuning_epoch_is_reported():
@@ -254,3 +263,99 @@ def test_a_layer_stack_whose_layers_take_other_arguments_is_refused():
 
     with pytest.raises(TuningUnsupported, match="TypeError"):
         check_split(tokenizer, model)
+
+
+# Held out: the random check, every fourth answer (at least 10 of them).
+KEEPING = TuneConfig(epochs=2, min_responses=40, min_validation=10, retune_growth=0.5)
+
+
+def graded_on(count: int, *, tune: TuneConfig = KEEPING, previous=None, encoder=None, audit=True):
+    """A grader on the first ``count`` of the 72 answers, keyed like response ids."""
+    texts, scores = answers()
+    return train_grader(
+        texts[:count],
+        scores[:count],
+        [1000 + i for i in range(count)],
+        min_score=0,
+        max_score=2,
+        encoder=encoder,
+        audit=[i % 4 == 0 for i in range(count)] if audit else None,
+        tune=tune,
+        previous=previous,
+    )
+
+
+def layer_weights(grader) -> dict:
+    return {k: v for k, v in grader.tuned.state.items() if k.startswith(("layers.", "head."))}
+
+
+def test_a_retrain_keeps_the_tuned_layers_until_the_teacher_scored_enough_new_answers():
+    encoder = TunableEncoder()
+    first = graded_on(56, encoder=encoder)  # 14 held out, the layers learn from 42
+    assert first.metrics["tuned"]["layers_kept"] is False
+    assert first.metrics["tuned"]["tuned_because"] == "no earlier tuned layers"
+    assert first.tuned.config["trained_keys"] == [1000 + i for i in range(56) if i % 4]
+
+    # 12 new answers to learn from (fewer than half of 42): the layers are kept, the blend is
+    # refitted on the 18 answers now held out; a saved grader keeps them too.
+    previous = TrainedGrader.from_bytes(first.to_bytes())
+    kept = graded_on(72, encoder=encoder, previous=previous)
+    tuned = kept.metrics["tuned"]
+    assert tuned["layers_kept"] is True and "tuned_because" not in tuned
+    assert tuned["trained_on"] == 42 and tuned["tuning_seconds"] == 0.0
+    assert kept.metrics["validated_answers"] == 18
+    assert kept.tuned.config["trained_keys"] == first.tuned.config["trained_keys"]
+    before, after = layer_weights(first), layer_weights(kept)
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert [p.score for p in kept.grade([GOOD[0], BAD[0]], encoder=encoder)] == [2.0, 0.0]
+
+    # With a smaller growth the same retrain tunes again, on all 54 answers not held out.
+    retuned = graded_on(
+        72, encoder=encoder, previous=previous, tune=replace(KEEPING, retune_growth=0.25)
+    )
+    tuned = retuned.metrics["tuned"]
+    assert tuned["layers_kept"] is False and tuned["trained_on"] == 54
+    assert tuned["tuned_because"] == "12 answers to learn from since the layers learnt from 42"
+    assert not all(torch.equal(v, layer_weights(retuned)[k]) for k, v in before.items())
+
+
+def test_tuned_layers_that_learnt_from_answers_now_held_out_are_never_kept():
+    encoder = TunableEncoder()
+    # Tuned before the random check was big enough: a seeded share held out instead.
+    first = graded_on(56, encoder=encoder, audit=False)
+
+    again = graded_on(60, encoder=encoder, previous=first)
+
+    assert again.metrics["validated_on"] == "random check"
+    assert again.metrics["tuned"]["tuned_because"] == (
+        "the earlier layers learnt from answers now held out"
+    )
+
+
+def test_tuned_layers_are_kept_only_for_the_same_encoder_and_tuning_settings():
+    held = np.array([0, 4])
+    keys = list(range(8))
+
+    def reason(config=KEEPING, encoder_name="tiny-bert", **changes):
+        stored = {**asdict(KEEPING), "encoder": "tiny-bert", "trained_keys": [1, 2, 3, 5, 6]}
+        return retune_reason(
+            TunedBlend({**stored, **changes}, {}),
+            encoder_name=encoder_name,
+            config=config,
+            keys=keys,
+            held=held,
+        )
+
+    assert reason() == ""  # answer 7 is new: fewer than half of 5
+    assert reason(encoder_name="other") == "the earlier layers were tuned from 'tiny-bert'"
+    assert reason(config=replace(KEEPING, epochs=3, lr_head=0.1)) == (
+        "the tuning settings changed (epochs, lr_head)"
+    )
+    assert reason(trained_keys=None) == (
+        "the earlier layers do not say which answers they learnt from"
+    )
+    assert reason(config=replace(KEEPING, retune_growth=0.0)).startswith("1 answers to learn")
+    assert retune_reason(None, encoder_name="x", config=KEEPING, keys=keys, held=held) == (
+        "no earlier tuned layers"
+    )
