@@ -185,6 +185,29 @@ def test_simulate_review_reports_a_curve(tmp_path):
 
 
 @pytest.mark.django_db
+def test_the_simulation_can_run_without_the_held_out_evaluation(tmp_path):
+    data = write_csv(tmp_path / "answers.csv", repeats=4)
+    out = tmp_path / "result.json"
+
+    call_command(
+        "evaluate_grader",
+        "--format", "csv", "--data", str(data), "--encoder", "",
+        "--simulate-review", "--review-only", "--review-batch", "12", "--json", str(out),
+        stdout=io.StringIO(), stderr=io.StringIO(),
+    )  # fmt: skip
+
+    result = json.loads(out.read_text())
+    assert result["review_curve"] and result["review_items"]
+    assert "items" not in result and "qwk_mean" not in result
+    with pytest.raises(CommandError, match="--review-only needs --simulate-review"):
+        call_command(
+            "evaluate_grader",
+            "--format", "csv", "--data", str(data), "--encoder", "", "--review-only",
+            stdout=io.StringIO(), stderr=io.StringIO(),
+        )  # fmt: skip
+
+
+@pytest.mark.django_db
 def test_simulation_gates_can_be_set_for_one_run(tmp_path):
     data = write_csv(tmp_path / "answers.csv", repeats=4)
     out = tmp_path / "result.json"

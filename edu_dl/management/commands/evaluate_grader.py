@@ -36,6 +36,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--simulate-review", action="store_true")
         parser.add_argument(
+            "--review-only",
+            action="store_true",
+            help="with --simulate-review: the simulation alone, without the held-out "
+            "evaluation that comes first otherwise",
+        )
+        parser.add_argument(
             "--review-batch",
             type=int,
             default=None,
@@ -159,6 +165,11 @@ class Command(BaseCommand):
         if cold_start_until < 0:
             raise CommandError(f"--cold-start-until must be 0 or more, not {cold_start_until}")
 
+        if options["review_only"] and not options["simulate_review"]:
+            raise CommandError("--review-only needs --simulate-review")
+        if options["review_only"] and options["predictions"]:
+            raise CommandError("--review-only writes no --predictions: it evaluates nothing")
+
         fmt = options["format"]
         try:
             if fmt == "asap-aes":
@@ -202,7 +213,7 @@ class Command(BaseCommand):
         folds_out: list[dict[str, Any]] = []
         all_predictions = []
         try:
-            for fold, rows in datasets.items():
+            for fold, rows in () if options["review_only"] else datasets.items():
                 if fold is not None:
                     log(f"fold {fold}")
                 if options["protocol"] == "unseen-items":
@@ -252,15 +263,16 @@ class Command(BaseCommand):
                 output["retune_growth"] = tune.retune_growth
         if options["protocol"] == "seen-items":
             output["cold_start_until"] = cold_start_until
-        if fmt == "asap-aes":
-            output["folds"] = folds_out
-        else:
-            output["items"] = folds_out[0]["items"]
-        all_items = [item for f in folds_out for item in f["items"]]
-        output.update(evaluation.summary(evaluation.EvaluationResult(items=all_items)))
-        output["train_seconds"] = round(sum(f["train_seconds"] for f in folds_out), 1)
-        output["inference_seconds"] = round(sum(f["inference_seconds"] for f in folds_out), 2)
-        output["test_responses"] = len(all_predictions)
+        if folds_out:
+            if fmt == "asap-aes":
+                output["folds"] = folds_out
+            else:
+                output["items"] = folds_out[0]["items"]
+            all_items = [item for f in folds_out for item in f["items"]]
+            output.update(evaluation.summary(evaluation.EvaluationResult(items=all_items)))
+            output["train_seconds"] = round(sum(f["train_seconds"] for f in folds_out), 1)
+            output["inference_seconds"] = round(sum(f["inference_seconds"] for f in folds_out), 2)
+            output["test_responses"] = len(all_predictions)
         if cached is not None:
             output["encoder_seconds"] = round(cached.seconds, 1)
 
