@@ -207,6 +207,7 @@ DATA_SIZE_KEYS = frozenset(
         "n_levels",
         "validated_items",
         "teacher_scored_answers",
+        "trained_on",
         "feedback_examples",
         "votes",
         "completions",
@@ -224,6 +225,13 @@ TRAINING_KEYS = frozenset(
         "best_epoch",
         "epochs_run",
         "stopped_early",
+        # A grader's tuned encoder layers (metrics["tuned"]).
+        "layers",
+        "epochs",
+        "blend_weight",
+        "tokens",
+        "layers_kept",
+        "tuned_because",
     }
 )
 
@@ -233,7 +241,7 @@ def _metric_group(key: str) -> str:
         return "data"
     if "calibrat" in key or key.startswith(("ece", "brier")):
         return "calibration"
-    if key in TRAINING_KEYS:
+    if key in TRAINING_KEYS or key.endswith("_seconds"):
         return "training"
     return "quality"
 
@@ -264,5 +272,11 @@ def model_card_metrics(metrics: Any) -> list[tuple[str, list[tuple[str, str]]]]:
     }
     groups: dict[str, list[tuple[str, str]]] = {name: [] for name in titles}
     for key, value in (metrics if isinstance(metrics, dict) else {}).items():
-        groups[_metric_group(str(key))].append((str(key), _metric_text(value)))
+        # A figure that holds named figures (a grader's "tuned" part) shows them one by one,
+        # as "tuned.layers", each in its own group.
+        parts = value.items() if isinstance(value, dict) else [(None, value)]
+        for part, inner in parts:
+            name = str(key) if part is None else f"{key}.{part}"
+            group = _metric_group(str(key) if part is None else str(part))
+            groups[group].append((name, _metric_text(inner)))
     return [(titles[name], rows) for name, rows in groups.items() if rows]

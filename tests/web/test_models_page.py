@@ -336,6 +336,40 @@ def test_the_model_card_shows_what_the_version_is_and_its_metrics(client, school
     assert "This version has never been activated." in content
 
 
+def test_a_graders_tuned_figures_are_shown_one_by_one_in_their_groups():
+    from edu_dl.selectors.models_pages import model_card_metrics
+
+    groups = dict(
+        model_card_metrics(
+            {
+                "validated_qwk": 0.81,
+                "tuned": {
+                    "layers": 2,
+                    "trained_on": 340,
+                    "held_out_qwk_tuned": 0.79,
+                    "tuning_seconds": 185.2,
+                    "layers_kept": False,
+                    "tuned_because": "no earlier tuned layers",
+                },
+            }
+        )
+    )
+
+    assert groups == {
+        "Quality on held-out data": [
+            ("validated_qwk", "0.81"),
+            ("tuned.held_out_qwk_tuned", "0.79"),
+        ],
+        "Data it learnt from": [("tuned.trained_on", "340")],
+        "Training": [
+            ("tuned.layers", "2"),
+            ("tuned.tuning_seconds", "185.2"),
+            ("tuned.layers_kept", "no"),
+            ("tuned.tuned_because", "no earlier tuned layers"),
+        ],
+    }
+
+
 def test_the_active_versions_card_shows_who_trained_it_and_its_audit_trail(client, school):
     first = school["first"]
     client.force_login(school["teacher"])

@@ -299,10 +299,10 @@ def simulate_review(
     exists, in arrival order), the item's grader retrains on all teacher scores so far (as the
     production retrain after K new teacher scores does, keeping its tuned encoder layers where
     production would), and it scores the responses nobody has graded: a score is released
-    when the policy allows, otherwise the response waits in the queue with its priority. A released score is final (the student has seen it). The answers
-    of the random check (``audit_share`` of each item's, drawn as production draws them) are
-    never released and come first in the queue; the grader's validated QWK and release curve are
-    measured on them.
+    when the policy allows, otherwise the response waits in the queue with its priority. A
+    released score is final (the student has seen it). The answers of the random check
+    (``audit_share`` of each item's, drawn as production draws them) are never released and come
+    first in the queue; the grader's validated QWK and release curve are measured on them.
 
     After each round one curve point: if the teacher graded everything still waiting, what
     share of responses would have been graded by hand, and what QWK would the final grades
