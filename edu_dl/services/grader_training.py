@@ -267,7 +267,8 @@ def _item_grader_train(*, run: TrainingRun, reporter: Any) -> Any:
     reporter.stage("loading the sentence encoder", 6)
     encoder = _encoder()
     # Its tuned encoder layers may serve again (tuned.retune_reason decides).
-    previous = _active_item_grader(item) if encoder is not None else None
+    tunes = encoder is not None and count >= edu_settings.GRADING_ENCODER_TUNE_MIN_ANSWERS
+    previous = _active_item_grader(item) if tunes else None
     reporter.stage(f"training on {count} teacher-scored answers", 10)
     started = time.perf_counter()
     try:

@@ -243,7 +243,11 @@ def test_a_retrain_keeps_the_active_graders_tuned_layers_until_enough_new_answer
     from edu_dl.services import grader_training
 
     monkeypatch.setitem(encoder_module._cache, ("tiny-bert", "cpu"), TunableEncoder())
-    settings.EDU_DL = {**settings.EDU_DL, "GRADING_ENCODER": "tiny-bert"}
+    settings.EDU_DL = {
+        **settings.EDU_DL,
+        "GRADING_ENCODER": "tiny-bert",
+        "GRADING_ENCODER_TUNE_MIN_ANSWERS": 40,
+    }
     # A random check of every third answer, held out of tuning from 10 answers on.
     monkeypatch.setattr(policy, "in_audit_sample", lambda key, share: key % 3 == 0)
     monkeypatch.setattr(
