@@ -133,14 +133,27 @@ def test_seen_items_with_few_training_rows_are_scored_as_production_would(tmp_pa
 
 
 @pytest.mark.django_db
-def test_a_negative_cold_start_count_is_refused(tmp_path):
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--cold-start-until", "-1"], "--cold-start-until must be 0 or more, not -1"),
+        (["--tune-layers", "-1"], "--tune-layers must be 0 or more, not -1"),
+        (["--tune-epochs", "0"], "--tune-epochs must be 1 or more, not 0"),
+        (["--retune-growth", "-1"], r"--retune-growth must be from 0 to 100, not -1\.0"),
+        (["--review-only"], "--review-only needs --simulate-review"),
+        (
+            ["--simulate-review", "--review-only", "--predictions", "p.csv"],
+            "--review-only writes no --predictions",
+        ),
+    ],
+)
+def test_an_option_out_of_its_range_or_without_its_partner_is_refused(tmp_path, options, message):
     data = write_csv(tmp_path / "answers.csv")
 
-    with pytest.raises(CommandError, match="--cold-start-until must be 0 or more, not -1"):
+    with pytest.raises(CommandError, match=message):
         call_command(
             "evaluate_grader",
-            "--format", "csv", "--data", str(data), "--encoder", "",
-            "--cold-start-until", "-1",
+            "--format", "csv", "--data", str(data), "--encoder", "", *options,
             stdout=io.StringIO(), stderr=io.StringIO(),
         )  # fmt: skip
 
@@ -199,12 +212,6 @@ def test_the_simulation_can_run_without_the_held_out_evaluation(tmp_path):
     result = json.loads(out.read_text())
     assert result["review_curve"] and result["review_items"]
     assert "items" not in result and "qwk_mean" not in result
-    with pytest.raises(CommandError, match="--review-only needs --simulate-review"):
-        call_command(
-            "evaluate_grader",
-            "--format", "csv", "--data", str(data), "--encoder", "", "--review-only",
-            stdout=io.StringIO(), stderr=io.StringIO(),
-        )  # fmt: skip
 
 
 @pytest.mark.django_db
@@ -360,30 +367,3 @@ def test_the_simulation_with_an_encoder_reports_its_tunings(tmp_path, settings, 
     assert result["retune_growth"] == 0.25
     for item in result["review_items"]:
         assert 0 <= item["encoder_tunings"] <= item["retrains"]
-
-
-@pytest.mark.django_db
-def test_a_negative_count_of_tuned_layers_or_epochs_is_refused(tmp_path):
-    data = write_csv(tmp_path / "answers.csv")
-
-    with pytest.raises(CommandError, match="--tune-layers must be 0 or more, not -1"):
-        call_command(
-            "evaluate_grader",
-            "--format", "csv", "--data", str(data), "--encoder", "",
-            "--tune-layers", "-1",
-            stdout=io.StringIO(), stderr=io.StringIO(),
-        )  # fmt: skip
-    with pytest.raises(CommandError, match="--tune-epochs must be 1 or more, not 0"):
-        call_command(
-            "evaluate_grader",
-            "--format", "csv", "--data", str(data), "--encoder", "",
-            "--tune-epochs", "0",
-            stdout=io.StringIO(), stderr=io.StringIO(),
-        )  # fmt: skip
-    with pytest.raises(CommandError, match=r"--retune-growth must be from 0 to 100, not -1\.0"):
-        call_command(
-            "evaluate_grader",
-            "--format", "csv", "--data", str(data), "--encoder", "",
-            "--retune-growth", "-1",
-            stdout=io.StringIO(), stderr=io.StringIO(),
-        )  # fmt: skip

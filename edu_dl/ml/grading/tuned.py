@@ -237,7 +237,8 @@ class TunedBlend:
     def from_state(cls, data: dict[str, Any]) -> TunedBlend:
         return cls(dict(data["config"]), dict(data["state"]))
 
-    def _attach(self, encoder: Any) -> TunedTop:
+    def attach(self, encoder: Any) -> TunedTop:
+        """The tuned layers and head, built on ``encoder``'s copy of them once."""
         if self._top is None:
             tokenizer, model = transformer_of(encoder)
             frozen = int(self.config["frozen"])
@@ -251,7 +252,7 @@ class TunedBlend:
 
     def raw(self, texts: list[str], encoder: Any) -> torch.Tensor:
         """The tuned model's score of each text, on the 0-1 scale."""
-        top = self._attach(encoder)
+        top = self.attach(encoder)
         tokenizer, model = self._parts
         states, mask = lower_states(
             tokenizer,
@@ -381,7 +382,7 @@ def retune_reason(
     held_keys = {keys[i] for i in held}
     if learnt & held_keys:
         return "the earlier layers learnt from answers now held out"
-    new = sum(1 for i in range(len(keys)) if keys[i] not in learnt and keys[i] not in held_keys)
+    new = len(set(keys) - learnt - held_keys)
     if new >= config.retune_growth * len(learnt):
         return f"{new} answers to learn from since the layers learnt from {len(learnt)}"
     return ""
@@ -440,7 +441,7 @@ def fit_tuned_blend(
     else:
         # Kept: only the held-out answers go through the layers, to refit the blend on them.
         frozen, max_tokens = int(previous.config["frozen"]), int(previous.config["max_tokens"])
-        top = previous._attach(encoder)
+        top = previous.attach(encoder)
         held_states, held_mask = lower_states(
             tokenizer, model, [texts[i] for i in held], frozen=frozen, max_tokens=max_tokens
         )
