@@ -17,6 +17,7 @@ from edu_dl.models import (
     Submission,
     TrainingRun,
 )
+from edu_dl.selectors.models_pages import PER_ANSWER_KEYS
 
 
 class StrictSerializer(serializers.Serializer):
@@ -283,6 +284,9 @@ class TrainingRequestSerializer(StrictSerializer):
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
+    """A model version; its metrics without a grader's grades of single answers (their counts
+    stay), which only its successor reads."""
+
     class Meta:
         model = ModelVersion
         fields = [
@@ -297,6 +301,14 @@ class ModelVersionSerializer(serializers.ModelSerializer):
             "created_at",
             "activated_at",
         ]
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if isinstance(data.get("metrics"), dict):
+            data["metrics"] = {
+                key: value for key, value in data["metrics"].items() if key not in PER_ANSWER_KEYS
+            }
+        return data
 
 
 class SubmissionRefSerializer(serializers.ModelSerializer):

@@ -257,6 +257,22 @@ class ItemDetail:
         return None if qwk is None else qwk >= self.policy.min_qwk
 
     @property
+    def release_waits(self) -> str:
+        """Why the grader releases nothing yet whatever its grades ("measured on ... answers
+        that are not a random check: ..."), or ""."""
+        grader = self.grading.grader
+        waits = (grader.metrics or {}).get("release_waits") if grader is not None else None
+        return waits if isinstance(waits, str) else ""
+
+    @property
+    def released_before(self) -> int:
+        """How many answers of the random check show what the item's earlier graders released
+        (the grader's release curve counts those releases); 0 for a first grader."""
+        grader = self.grading.grader
+        count = (grader.metrics or {}).get("released_before_answers") if grader else None
+        return count if isinstance(count, int) else 0
+
+    @property
     def release_point(self) -> dict[str, Any] | None:
         """The share of the grader's grades, surest first, that reached the release threshold
         (``share`` of the answers it was validated on, ``qwk`` and its lower bound ``qwk_low``)

@@ -236,6 +236,12 @@ TRAINING_KEYS = frozenset(
 )
 
 
+# A grader's grades of single answers (for its successor's release curve): hundreds of rows
+# that say nothing on a card; their count is a figure of its own (released_before_answers,
+# validated_answers).
+PER_ANSWER_KEYS = frozenset({"validation_grades", "released_before"})
+
+
 def _metric_group(key: str) -> str:
     if key in DATA_SIZE_KEYS or key.endswith(DATA_SIZE_SUFFIXES):
         return "data"
@@ -272,6 +278,8 @@ def model_card_metrics(metrics: Any) -> list[tuple[str, list[tuple[str, str]]]]:
     }
     groups: dict[str, list[tuple[str, str]]] = {name: [] for name in titles}
     for key, value in (metrics if isinstance(metrics, dict) else {}).items():
+        if key in PER_ANSWER_KEYS:
+            continue
         # A figure that holds named figures (a grader's "tuned" part) shows them one by one,
         # as "tuned.layers", each in its own group.
         parts = value.items() if isinstance(value, dict) else [(None, value)]

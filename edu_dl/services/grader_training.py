@@ -29,6 +29,7 @@ from edu_dl.selectors.grading import (
     item_teacher_score_count,
     item_teacher_scores,
     reference_items_with_teacher_scores,
+    release_thresholds,
     teacher_scores_by_item,
     teacher_scores_fingerprint,
 )
@@ -251,7 +252,7 @@ def _item_grader_train(*, run: TrainingRun, reporter: Any) -> Any:
         TrainedGrader,
         train_grader,
     )
-    from edu_dl.ml.grading.policy import in_audit_sample
+    from edu_dl.ml.grading.policy import in_audit_sample, released_sample
     from edu_dl.services.training import TrainingOutcome
 
     item = run.item
@@ -270,6 +271,10 @@ def _item_grader_train(*, run: TrainingRun, reporter: Any) -> Any:
     tunes = encoder is not None and count >= edu_settings.GRADING_ENCODER_TUNE_MIN_ANSWERS
     previous = _active_item_grader(item) if tunes else None
     reporter.stage(f"training on {count} teacher-scored answers", 10)
+    # What the graders so far released: the new one's gate vouches for that and its own
+    # releases together (policy.released_sample).
+    active = model_version_active(kind=ModelKind.GRADER, scope_key=f"item:{item.pk}")
+    min_qwk, min_confidence = release_thresholds(item=item)
     started = time.perf_counter()
     try:
         trained = train_grader(
@@ -286,6 +291,12 @@ def _item_grader_train(*, run: TrainingRun, reporter: Any) -> Any:
             ],
             tune=tune_config(),
             previous=previous,
+            random_check=edu_settings.GRADING_AUDIT_SHARE > 0,
+            released_before=None
+            if active is None
+            else released_sample(
+                active.metrics or {}, min_qwk=min_qwk, min_confidence=min_confidence
+            ),
             # Tuning the encoder takes minutes: each epoch is a heartbeat (and a cancel point).
             progress=lambda epoch, epochs: reporter.stage(
                 f"tuning the sentence encoder on the item: epoch {epoch} of {epochs}",

@@ -397,7 +397,17 @@ def _released_note(point: dict[str, Any], confidence: float, needed: float, min_
 def _no_point_reason(grader: _Grader, min_qwk: float) -> str:
     if grader.validated_qwk is None:
         return "the grader's validated QWK is unknown"
+    waits = grader.version.metrics.get("release_waits")
+    if isinstance(waits, str) and waits:
+        return f"the grader is {waits}"
     qwk, qwk_needed = _shown(grader.validated_qwk, min_qwk)
+    earlier = grader.version.metrics.get("released_before_answers")
+    if earlier:
+        # Its curve counts what earlier graders released (policy.released_sample).
+        return (
+            f"with the grades released before (a sample of {earlier}), not even this grader's "
+            f"surest would keep the item at QWK {qwk_needed}; its validated QWK is {qwk}"
+        )
     reason = f"the grader's validated QWK {qwk} is below {qwk_needed}"
     if any(point.get("share", 1) < 1 for point in grader.release_curve):
         reason += ", on its most confident grades too"

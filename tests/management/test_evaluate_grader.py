@@ -258,19 +258,39 @@ def test_simulation_with_an_unreachable_bar_leaves_everything_to_the_teacher(tmp
     assert result["review_curve"][-1]["hand_share"] == 1.0
     assert result["review_curve"][-1]["qwk"] == 1.0
     assert all(item["released_share"] == 0.0 for item in result["review_items"])
+    assert all(item["released_agreement"] is None for item in result["review_items"])
 
 
 def test_the_simulation_leaves_the_random_check_to_the_teacher_and_validates_on_it(tmp_path):
+    rows = read_graded_csv(write_csv(tmp_path / "answers.csv", repeats=20))
+
+    result = simulate_review(rows, batch=20, min_qwk=0.0, min_confidence=0.0, audit_share=0.5)
+
+    assert result["audit_share"] == 0.5
+    for item in result["review_items"]:
+        assert item["audited"] >= 50  # enough to measure a grader on
+        # Both gates are open, so everything else waiting is released once a grader measured
+        # on the check exists; the check never is.
+        assert 0 < item["released_share"] <= 1 - item["audited"] / item["responses"]
+        # What the policy promises to keep: the released grades' agreement on the item's
+        # scale; the final QWK mixes them with the teacher's exact scores.
+        assert item["released_agreement"] <= item["qwk"] <= 1.0
+        assert sum(r["answers"] for r in item["releases"]) == round(
+            item["released_share"] * item["responses"]
+        )
+
+
+def test_no_grade_is_released_before_the_random_check_can_measure_the_grader(tmp_path):
     rows = read_graded_csv(write_csv(tmp_path / "answers.csv", repeats=4))
 
     result = simulate_review(rows, batch=10, min_qwk=0.0, min_confidence=0.0, audit_share=0.3)
 
-    assert result["audit_share"] == 0.3
-    for item in result["review_items"]:
-        assert item["audited"] > 0
-        # Both gates are open, so everything else waiting is released once a grader exists;
-        # the check never is.
-        assert 0 < item["released_share"] <= 1 - item["audited"] / item["responses"]
+    assert all(0 < item["audited"] < 50 for item in result["review_items"])
+    assert all(item["released_share"] == 0.0 for item in result["review_items"])
+    assert result["review_curve"][-1]["hand_share"] == 1.0
+    # With no random check at all the graders are measured on the teacher's scores.
+    unchecked = simulate_review(rows, batch=10, min_qwk=0.0, min_confidence=0.0)
+    assert all(item["released_share"] > 0 for item in unchecked["review_items"])
 
 
 @pytest.mark.django_db

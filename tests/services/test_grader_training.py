@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from edu_dl.ml.grading.pipeline import MIN_SCORED_RESPONSES, TrainedGrader
+from edu_dl.ml.grading.policy import released_sample
 from edu_dl.ml.grading.reference import MIN_EXAMPLES, MIN_ITEMS
 from edu_dl.models import ModelVersion, TrainingRun
 from edu_dl.services.artifacts import artifact_read_verified
@@ -107,6 +108,42 @@ def test_the_grader_is_validated_on_the_random_check_of_the_items_answers(settin
     training_run_execute(run_id=run.pk, task_id="t2", worker="w1")
     latest = ModelVersion.objects.latest("version").metrics
     assert (latest["validated_on"], latest["validated_answers"]) == ("all teacher scores", 60)
+
+
+def test_a_retrained_graders_release_curve_counts_what_the_active_one_released(settings, client):
+    # Every answer in the check: 60 of them, validated on out of sample.
+    settings.EDU_DL = {**settings.EDU_DL, "GRADING_AUDIT_SHARE": 0.999999}
+    quiz = make_quiz(items=[PHOTOSYNTHESIS])
+    item = quiz.items[0]
+    item.release_min_qwk, item.release_min_confidence = 0.6, 0.0
+    item.save()
+    texts, scores = photosynthesis_answers()
+    # The answers twice, the second time in other words and with a fifth of the scores turned
+    # round: a grader sure of some answers and not of others.
+    texts = texts + [text + " maybe" for text in texts]
+    scores = scores + [s if i % 5 else 1.0 - s for i, s in enumerate(scores)]
+    scored = teacher_scored(quiz, item, texts, scores)
+    training_run_execute(run_id=training_request(kind="grader", item=item).pk)
+    first = ModelVersion.objects.get()
+    ids = [response.pk for response in scored]
+    assert [row[0] for row in first.metrics["validation_grades"]] == ids
+    assert "released_before" not in first.metrics
+    expected = released_sample(first.metrics, min_qwk=0.6, min_confidence=0.0).grades
+    assert 0 < len(expected) < 60  # its gate let some of its grades through
+
+    training_run_execute(run_id=training_request(kind="grader", item=item).pk)
+
+    second = ModelVersion.objects.latest("version")
+    assert second.metrics["released_before_answers"] == len(expected)
+    assert {row[0]: (row[1], row[2]) for row in second.metrics["released_before"]} == expected
+    curve = second.metrics["release_curve"]
+    assert curve[-1]["answers"] == 60 - len(expected)
+    # The API shows the figures, not the grades of single answers.
+    client.force_login(quiz.teacher)
+    listed = client.get(f"/api/v1/courses/{quiz.course.slug}/models/").json()
+    shown = {row["version"]: row["metrics"] for row in listed["results"]}
+    assert shown[2]["released_before_answers"] == len(expected)
+    assert not {"validation_grades", "released_before"} & (set(shown[1]) | set(shown[2]))
 
 
 def test_a_new_grader_is_gated_on_the_answers_the_active_one_never_learnt_from():

@@ -263,6 +263,30 @@ def test_a_fair_graders_grade_less_sure_than_those_that_proved_themselves_waits(
     assert other.review_reason == (
         "the grader's validated QWK 0.80 is below 0.95, on its most confident grades too"
     )
+    # A retrained grader's curve counts what the graders before it released.
+    retrained = curved(grader, surest)
+    retrained = dataclasses.replace(
+        retrained, metrics={**retrained.metrics, "released_before_answers": 14}
+    )
+    activate_grader(retrained, item=quiz.items[0])
+    _, third = submitted(quiz, number=2)
+    grade([third.pk], django_capture_on_commit_callbacks)
+    third.refresh_from_db()
+    assert (third.status, third.review_reason) == (
+        "needs_review",
+        "with the grades released before (a sample of 14), not even this grader's surest "
+        "would keep the item at QWK 0.95; its validated QWK is 0.80",
+    )
+    # A grader not yet measured on the random check releases nothing, and says so.
+    waits = "measured on 30 answers that are not a random check: its grades are released once"
+    waiting = dataclasses.replace(
+        grader, metrics={**grader.metrics, "release_curve": [], "release_waits": waits}
+    )
+    activate_grader(waiting, item=quiz.items[0])
+    _, fourth = submitted(quiz, number=3)
+    grade([fourth.pk], django_capture_on_commit_callbacks)
+    fourth.refresh_from_db()
+    assert (fourth.status, fourth.review_reason) == ("needs_review", f"the grader is {waits}")
 
 
 def test_an_answer_of_the_random_check_goes_to_the_teacher_first_however_sure_the_grader(

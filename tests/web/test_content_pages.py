@@ -456,6 +456,52 @@ def test_an_items_page_says_from_which_confidence_the_graders_surest_grades_are_
     ) in response.content.decode()
 
 
+WAITS = "measured on 40 answers that are not a random check: its grades are released once"
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            {"released_before_answers": 25},
+            "Grades at 81% confidence or more are released: of the answers the earlier graders "
+            "left to the teacher, the surest 60%, with what those graders released (seen on 25 "
+            "answers of the random check), agreed with the teacher at QWK 0.94 (at least 0.91).",
+        ),
+        (
+            {"released_before_answers": 25, "release_curve": []},
+            "The grader's validated QWK is 0.83, but with what earlier graders released "
+            "(seen on 25 answers of the random check) no share of its surest grades would keep "
+            "the threshold: every grade waits for a teacher.",
+        ),
+        (
+            {"release_waits": WAITS, "release_curve": []},
+            f"The grader is {WAITS}. Until then every grade waits for a teacher.",
+        ),
+    ],
+    ids=["after-earlier-releases", "earlier-releases-shut-it", "no-random-check-yet"],
+)
+def test_an_items_page_says_how_earlier_releases_and_the_random_check_bear_on_release(
+    client, school, extra, expected
+):
+    essay = school["essay"]  # its threshold: QWK 0.9
+    grader = ModelVersion.objects.get(scope_key=f"item:{essay.pk}")
+    grader.metrics = {
+        "validated_qwk": 0.83,
+        "release_curve": [
+            {"confidence": 0.81, "qwk": 0.94, "qwk_low": 0.91, "share": 0.6},
+            {"confidence": 0.4, "qwk": 0.83, "qwk_low": 0.79, "share": 1.0},
+        ],
+        **extra,
+    }
+    grader.save(update_fields=["metrics"])
+    client.force_login(school["teacher"])
+
+    response = client.get(url("content_item_detail", school["algebra"], item_id=essay.pk))
+
+    assert expected in response.content.decode()
+
+
 def test_a_choice_items_page_marks_the_correct_option_in_words(client, school):
     client.force_login(school["teacher"])
     response = client.get(

@@ -343,6 +343,10 @@ def test_a_graders_tuned_figures_are_shown_one_by_one_in_their_groups():
         model_card_metrics(
             {
                 "validated_qwk": 0.81,
+                # Single answers' grades: read by the next grader, not shown; their count is.
+                "validation_grades": [[17, 2, 2, 0.93]],
+                "released_before": [[12, 1, 1]],
+                "released_before_answers": 1,
                 "tuned": {
                     "layers": 2,
                     "trained_on": 340,
@@ -360,7 +364,7 @@ def test_a_graders_tuned_figures_are_shown_one_by_one_in_their_groups():
             ("validated_qwk", "0.81"),
             ("tuned.held_out_qwk_tuned", "0.79"),
         ],
-        "Data it learnt from": [("tuned.trained_on", "340")],
+        "Data it learnt from": [("released_before_answers", "1"), ("tuned.trained_on", "340")],
         "Training": [
             ("tuned.layers", "2"),
             ("tuned.tuning_seconds", "185.2"),

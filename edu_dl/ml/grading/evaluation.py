@@ -7,6 +7,7 @@ release policy and review order of :mod:`edu_dl.ml.grading.policy`.
 
 from __future__ import annotations
 
+import math
 import random
 import statistics
 import time
@@ -30,11 +31,16 @@ from edu_dl.ml.grading.policy import (
     in_audit_sample,
     release_curve_of,
     release_gate,
+    released_sample,
     review_priority,
 )
 from edu_dl.ml.grading.reference import Exemplar
 from edu_dl.ml.grading.scorer import levels_of
-from edu_dl.ml.metrics import expected_calibration_error, quadratic_weighted_kappa
+from edu_dl.ml.metrics import (
+    expected_calibration_error,
+    quadratic_weighted_kappa,
+    subset_agreement,
+)
 
 Log = Callable[[str], None]
 
@@ -272,6 +278,9 @@ class _ItemState:
     audited: set[int] = field(default_factory=set)  # positions in the random check
     hand: set[int] = field(default_factory=set)
     released: dict[int, float] = field(default_factory=dict)
+    # Which retrain released each released answer, and the point of its curve its gate read.
+    released_in: dict[int, int] = field(default_factory=dict)
+    gate_points: dict[int, dict[str, Any]] = field(default_factory=dict)
     validated_qwk: float | None = None
     release_confidence: float | None = None  # the least confidence released (None: none)
     retrains: int = 0
@@ -348,6 +357,12 @@ def simulate_review(
                 audit=[i in state.audited for i in hand],
                 tune=tune,
                 previous=state.grader,
+                random_check=audit_share > 0,
+                released_before=None
+                if state.grader is None
+                else released_sample(
+                    state.grader.metrics, min_qwk=min_qwk, min_confidence=min_confidence
+                ),
             )
             state.grader = grader
             state.retrains += 1
@@ -358,6 +373,8 @@ def simulate_review(
                 release_curve_of(grader.metrics), min_qwk=min_qwk, min_confidence=min_confidence
             )
             state.release_confidence = gate.confidence
+            if gate.point is not None:
+                state.gate_points[state.retrains] = gate.point
             waiting = state.queue_order
             # The review order needs the nearest scored answer, not the words behind a score.
             graded = grader.grade(
@@ -372,6 +389,7 @@ def simulate_review(
                 audited = position in state.audited
                 if gate.allows(prediction.confidence, audited=audited):
                     state.released[position] = prediction.score
+                    state.released_in[position] = state.retrains
                 else:
                     nearest = prediction.similar[0]["similarity"] if prediction.similar else None
                     priorities[position] = review_priority(
@@ -397,6 +415,8 @@ def simulate_review(
                 "hand_share": round(len(s.hand) / len(s.rows), 4),
                 "released_share": round(len(s.released) / len(s.rows), 4),
                 "qwk": round(_final_qwk(s), 4),
+                "released_agreement": _released_agreement(s),
+                "releases": _releases(s),
                 "validated_qwk": s.validated_qwk,
                 "release_confidence": s.release_confidence,
                 "audited": len(s.audited),
@@ -407,6 +427,50 @@ def simulate_review(
         ],
         "review_train_seconds": round(train_seconds, 1),
     }
+
+
+def _releases(state: _ItemState) -> list[dict[str, Any]]:
+    """Per retrain that released grades: how many, their agreement with the gold scores (as
+    :func:`_released_agreement`) alone and with the releases before, and what the gate read for
+    it (its curve's point: the agreement measured and its lower bound)."""
+    retrains = sorted(set(state.released_in.values()))
+    return [
+        {
+            "retrain": retrain,
+            "answers": len(positions),
+            "agreement": _released_agreement(state, positions),
+            # With the releases before it: what its gate vouched for.
+            "agreement_so_far": _released_agreement(
+                state, [p for p, r in state.released_in.items() if r <= retrain]
+            ),
+            "gate_qwk": state.gate_points[retrain].get("qwk"),
+            "gate_qwk_low": state.gate_points[retrain].get("qwk_low"),
+        }
+        for retrain in retrains
+        if (positions := [p for p, r in state.released_in.items() if r == retrain])
+    ]
+
+
+def _released_agreement(state: _ItemState, positions: list[int] | None = None) -> float | None:
+    """How well the item's released grades (or those at ``positions``) agree with the gold
+    scores, on the QWK scale of the item (the kappa it would have if every grade were as good
+    as these: what the release policy promises to keep at ``min_qwk`` or more); None when
+    nothing was released."""
+    if not state.released:
+        return None
+    low, high = state.rows[0].min_score, state.rows[0].max_score
+    positions = sorted(state.released if positions is None else positions)
+    gold = [r.score for r in state.rows]
+    final = list(gold)
+    for position in positions:
+        final[position] = state.released[position]
+    scale = {"min_score": low, "max_score": high, "n_levels": state.n_levels}
+    inside = np.zeros(len(gold), dtype=bool)
+    inside[positions] = True
+    agreement, _ = subset_agreement(
+        levels_of(gold, **scale), levels_of(final, **scale), state.n_levels, inside
+    )
+    return None if math.isnan(agreement) else round(agreement, 4)
 
 
 def _final_qwk(state: _ItemState) -> float:

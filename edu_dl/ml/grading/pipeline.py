@@ -17,7 +17,15 @@ import numpy as np
 
 from edu_dl.ml.checkpoint import LoadedCheckpoint, checkpoint_bytes, load_checkpoint
 from edu_dl.ml.grading.encoder import Encoder
-from edu_dl.ml.grading.scorer import ItemScorer, ScorerConfig, fit_item_scorer, levels_of
+from edu_dl.ml.grading.policy import ReleasedSample
+from edu_dl.ml.grading.scorer import (
+    ItemScorer,
+    ScorerConfig,
+    Validation,
+    fit_item_scorer,
+    levels_of,
+    release_curve,
+)
 from edu_dl.ml.grading.tuned import (
     TuneConfig,
     TunedBlend,
@@ -202,6 +210,8 @@ def train_grader(
     audit: list[bool] | None = None,
     tune: TuneConfig | None = None,
     previous: TrainedGrader | None = None,
+    released_before: ReleasedSample | None = None,
+    random_check: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> TrainedGrader:
     """Fit an item's grader on its teacher-scored responses; ``audit`` marks those of the
@@ -212,7 +222,13 @@ def train_grader(
     (:mod:`edu_dl.ml.grading.tuned`), which then reads no sentence embeddings of its own; an
     encoder whose layers cannot be tuned is used as an embedding view, as without ``tune``.
     ``previous`` (the item's grader so far) lends its tuned layers where they may be kept (see
-    :func:`edu_dl.ml.grading.tuned.retune_reason`). ``progress`` hears of each tuning epoch:
+    :func:`edu_dl.ml.grading.tuned.retune_reason`). ``released_before``: what the item's
+    graders so far released, as a sample (:func:`edu_dl.ml.grading.policy.released_sample` of
+    the active grader): the release curve is then measured on the validation answers they did
+    not release, each point with those releases added. ``random_check``: the item's answers
+    have a random check (``audit`` marks it), so only a grader measured on it may release its
+    grades; one measured on other answers (the random check holds too few yet) gets an empty
+    release curve and says why in ``release_waits``. ``progress`` hears of each tuning epoch:
     (epoch, epochs)."""
     if not (len(texts) == len(scores) == len(keys)):
         raise ValueError("texts, scores and keys differ in length")
@@ -288,6 +304,18 @@ def train_grader(
                 "tuned": figures["tuned"],
             }
         )
+    validation = figures["validation"] if tuning else report.validation
+    metrics.update(_release_record(validation, keys, n_levels, released_before))
+    if random_check and metrics["validated_on"] != "random check":
+        # The other answers are the ones the queue chose for being hard, or the first to come
+        # with the grader's settings searched on them: no proof for what it would release.
+        needed = tune.min_validation if tuning else (config or ScorerConfig()).min_audited
+        metrics["release_curve"] = []
+        metrics["release_waits"] = (
+            f"measured on {metrics['validated_answers']} answers that are not a random check: "
+            f"its grades are released once {needed} answers of the random check, not all of "
+            "one score, are scored"
+        )
     return TrainedGrader(
         scorer=scorer.eval(),
         keys=list(keys),
@@ -296,6 +324,49 @@ def train_grader(
         metrics=metrics,
         tuned=blend,
     )
+
+
+def _release_record(
+    validation: Validation | None,
+    keys: list[Any],
+    n_levels: int,
+    released_before: ReleasedSample | None,
+) -> dict[str, Any]:
+    """The grader's validation grades, for the next grader of the item to know what this one
+    released; what the earlier graders released (passed on even by a grader that releases
+    nothing); and its release curve on the answers they did not release, each point counting
+    their releases too (see :func:`edu_dl.ml.grading.policy.released_sample`). Earlier releases
+    on another scale are not comparable and are left out."""
+    record: dict[str, Any] = {}
+    earlier = (
+        released_before.grades
+        if released_before is not None and released_before.n_levels == n_levels
+        else {}
+    )
+    if earlier:
+        record["released_before"] = [[key, gold, level] for key, (gold, level) in earlier.items()]
+        # How many answers of the earlier graders' samples say what they released.
+        record["released_before_answers"] = len(earlier)
+    if validation is None:
+        return record
+    answer_keys = [keys[int(i)] for i in validation.positions]
+    record["validation_grades"] = [
+        [key, int(gold), int(level), round(float(confidence), 4)]
+        for key, gold, level, confidence in zip(
+            answer_keys, validation.gold, validation.levels, validation.confidence, strict=True
+        )
+    ]
+    if earlier:
+        new = np.array([key not in earlier for key in answer_keys], dtype=bool)
+        record["release_curve"] = release_curve(
+            validation.confidence[new],
+            validation.gold[new],
+            validation.levels[new],
+            n_levels,
+            before_gold=np.array([gold for gold, _ in earlier.values()], dtype=np.int64),
+            before_levels=np.array([level for _, level in earlier.values()], dtype=np.int64),
+        )
+    return record
 
 
 def _qwk_or_none(value: float) -> float | None:

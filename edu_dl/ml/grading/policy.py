@@ -91,6 +91,49 @@ def release_gate(
     return ReleaseGate(point=point, confidence=max(float(point["confidence"]), min_confidence))
 
 
+@dataclass(frozen=True)
+class ReleasedSample:
+    """What :func:`released_sample` returns: on a scale of ``n_levels``, ``grades`` maps an
+    answer's key to (the teacher's level, the released level)."""
+
+    n_levels: int
+    grades: dict[Any, tuple[int, int]]
+
+
+def released_sample(
+    metrics: Mapping[str, Any], *, min_qwk: float, min_confidence: float
+) -> ReleasedSample:
+    """Of the answers a grader and the item's graders before it were validated on, those whose
+    grades their release gates let through (under the item's thresholds), each as ``key ->
+    (teacher's level, grader's level)``.
+
+    A grader scores the answers the earlier ones left in the queue, which are the harder ones,
+    and what it releases adds to what they released. Its gate must then vouch for the two
+    together, on answers the earlier gates did not release; its own curve over all answers says
+    neither. The validation answers (the random check, graded out of sample) are a fair sample
+    of every answer, so which of them each gate would have released (the answer was never
+    released, since the teacher grades the random check) is a fair sample of what it did
+    release. The first grader to release one counts; a later one never sees it again.
+    ``metrics``: the grader's (its ``n_levels``, ``validation_grades`` and ``released_before``;
+    older graders without them give nothing).
+    """
+    sample: dict[Any, tuple[int, int]] = {}
+    for record in metrics.get("released_before") or []:
+        key, gold, level = record
+        sample[_key(key)] = (int(gold), int(level))
+    gate = release_gate(release_curve_of(metrics), min_qwk=min_qwk, min_confidence=min_confidence)
+    for record in metrics.get("validation_grades") or []:
+        key, gold, level, confidence = record
+        if _key(key) not in sample and gate.allows(confidence):
+            sample[_key(key)] = (int(gold), int(level))
+    return ReleasedSample(n_levels=int(metrics.get("n_levels") or 0), grades=sample)
+
+
+def _key(key: Any) -> Any:
+    # JSON keeps a list's ints and strings as they were; a tuple key comes back as a list.
+    return tuple(key) if isinstance(key, list) else key
+
+
 def review_priority(
     *, confidence: float | None, nearest_similarity: float | None, audited: bool = False
 ) -> float:

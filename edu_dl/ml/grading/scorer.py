@@ -109,6 +109,19 @@ class ScorerOutput:
     neighbour_similarity: torch.Tensor  # (batch, k)
 
 
+@dataclass(frozen=True)
+class Validation:
+    """A grader's out-of-sample grades of the answers it was validated on (leave-one-out or held
+    out of tuning): the release curve is measured on them, and a later grader of the item reads
+    them to know which of these answers this one's gate released (see
+    :func:`edu_dl.ml.grading.policy.released_sample`)."""
+
+    positions: np.ndarray  # the answers' positions among the training answers
+    gold: np.ndarray  # the teacher's level of each
+    levels: np.ndarray  # the grader's level of each
+    confidence: np.ndarray  # and its confidence
+
+
 @dataclass
 class FitReport:
     # QWK of leave-one-out predictions cut at cross-fitted boundaries, as the search chose it.
@@ -132,6 +145,8 @@ class FitReport:
     search: list[dict[str, Any]] = field(default_factory=list)
     # Each response's leave-one-out prediction (0-1 scale), for a blend to be fitted on.
     loo: np.ndarray | None = None
+    # The grades the release curve was measured on; None with one score level only.
+    validation: Validation | None = None
 
 
 @register_model("item-scorer", task="grader", config_class=ScorerConfig)
@@ -566,7 +581,13 @@ RELEASE_CURVE_MIN_ANSWERS = 30
 
 
 def release_curve(
-    confidence: np.ndarray, gold: np.ndarray, levels: np.ndarray, n_levels: int
+    confidence: np.ndarray,
+    gold: np.ndarray,
+    levels: np.ndarray,
+    n_levels: int,
+    *,
+    before_gold: np.ndarray | None = None,
+    before_levels: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """How well the grader's most confident grades agree with the teacher.
 
@@ -578,10 +599,21 @@ def release_curve(
     release policy releases a grade whose confidence reaches a point whose bound is high enough
     (:func:`edu_dl.ml.grading.policy.release_gate`): a grader that is only fair over all
     answers can still be trusted on those it is sure of.
+
+    ``before_gold`` and ``before_levels``: the teacher's and the grader's levels of answers the
+    item's earlier graders released (measured on their own validation answers, a sample of
+    all they released; not among these answers). A release adds to those, so each point's
+    agreement is then that of the earlier releases and this share together: what the
+    students would have seen, and not the share alone.
     """
     n = len(gold)
     if n == 0:
         return []
+    before_gold = np.zeros(0, dtype=np.int64) if before_gold is None else before_gold
+    before_levels = np.zeros(0, dtype=np.int64) if before_levels is None else before_levels
+    all_gold = np.concatenate([gold, before_gold]).astype(np.int64)
+    all_levels = np.concatenate([levels, before_levels]).astype(np.int64)
+    earlier = np.ones(len(before_gold), dtype=bool)
     ranked = np.sort(confidence)[::-1]
     points: list[dict[str, Any]] = []
     for step in range(1, RELEASE_CURVE_STEPS + 1):
@@ -592,7 +624,9 @@ def release_curve(
         too_few = size < RELEASE_CURVE_MIN_ANSWERS and step < RELEASE_CURVE_STEPS
         if too_few or (points and points[-1]["answers"] == size):
             continue
-        qwk, low = subset_agreement(gold, levels, n_levels, inside, seed=step)
+        qwk, low = subset_agreement(
+            all_gold, all_levels, n_levels, np.concatenate([inside, earlier]), seed=step
+        )
         points.append(
             {
                 "confidence": round(cut, 4),
@@ -774,7 +808,7 @@ def fit_item_scorer(
         checked.sum() < cfg.min_audited or len(np.unique(gold[checked])) < 2
     ):
         checked = None
-    validated_qwk, curve = float("nan"), []
+    validated_qwk, curve, validation = float("nan"), [], None
     if several_levels:
         measured = np.ones(len(gold), dtype=bool) if checked is None else checked
         if checked is None and rule in held_out:
@@ -785,6 +819,12 @@ def fit_item_scorer(
             )[measured]
         validated_qwk = quadratic_weighted_kappa(gold[measured], levels, n_levels)
         curve = release_curve(loo_confidence[measured], gold[measured], levels, n_levels)
+        validation = Validation(
+            positions=np.flatnonzero(measured),
+            gold=gold[measured],
+            levels=np.asarray(levels),
+            confidence=loo_confidence[measured],
+        )
     report = FitReport(
         selection_qwk=selection_qwk,
         loo_qwk=quadratic_weighted_kappa(gold, loo_level, n_levels),
@@ -800,6 +840,7 @@ def fit_item_scorer(
         validated_on_audit=checked is not None,
         release_curve=curve,
         loo=loo,
+        validation=validation,
     )
     return scorer, report
 

@@ -47,6 +47,7 @@ from torch import nn
 from edu_dl.ml.grading.scorer import (
     ItemScorer,
     ScorerOutput,
+    Validation,
     _confidence_features,
     _round_with,
     cross_fitted_levels,
@@ -499,6 +500,12 @@ def fit_tuned_blend(
     figures = {
         "validated_qwk": quadratic_weighted_kappa(held_gold, cross_levels, n_levels),
         "release_curve": release_curve(confidence, held_gold, cross_levels, n_levels),
+        "validation": Validation(
+            positions=np.asarray(held),
+            gold=np.asarray(held_gold),
+            levels=np.asarray(cross_levels),
+            confidence=np.asarray(confidence, dtype=np.float64),
+        ),
         "validated_answers": len(held),
         "validated_on_audit": on_audit,
         "tuned": {

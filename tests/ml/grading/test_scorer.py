@@ -11,9 +11,11 @@ from edu_dl.ml.grading.pipeline import (
     train_grader,
 )
 from edu_dl.ml.grading.policy import (
+    ReleasedSample,
     in_audit_sample,
     release_curve_of,
     release_gate,
+    released_sample,
     review_priority,
 )
 from edu_dl.ml.grading.scorer import (
@@ -422,6 +424,152 @@ def test_a_grader_records_its_release_curve_on_the_answers_it_was_validated_on()
     assert curve and curve[-1]["share"] == 1.0 and curve[-1]["answers"] == len(texts)
     assert curve[-1]["qwk"] == pytest.approx(grader.metrics["validated_qwk"], abs=1e-4)
     assert release_curve_of(grader.metrics) == curve
+
+
+def test_the_release_curve_counts_what_earlier_graders_released():
+    rng = np.random.default_rng(2)
+    n = 300
+    gold = rng.integers(0, 3, n)
+    confidence = rng.random(n)
+    levels = np.where(confidence > 0.3, gold, (gold + 1) % 3)
+    alone = release_curve(confidence, gold, levels, 3)
+
+    # Earlier releases that were all right: the whole agrees better than these answers alone.
+    right = rng.integers(0, 3, 100)
+    with_right = release_curve(confidence, gold, levels, 3, before_gold=right, before_levels=right)
+    assert with_right[-1]["qwk"] > alone[-1]["qwk"]
+    # None: the same curve.
+    empty = np.zeros(0, dtype=np.int64)
+    assert release_curve(confidence, gold, levels, 3, before_gold=empty, before_levels=empty) == (
+        alone
+    )
+    # Earlier releases two levels off: every point now says what the students saw in all, the
+    # share as before (of these answers), the agreement far lower.
+    off = np.full(100, 0), np.full(100, 2)
+    after = release_curve(confidence, gold, levels, 3, before_gold=off[0], before_levels=off[1])
+    assert [p["share"] for p in after] == [p["share"] for p in alone]
+    assert [p["exact"] for p in after] == [p["exact"] for p in alone]
+    assert all(a["qwk"] < p["qwk"] - 0.3 for a, p in zip(after, alone, strict=True))
+    assert alone[0]["qwk_low"] >= 0.8 > max(point["qwk_low"] for point in after)
+    assert release_gate(after, min_qwk=0.8, min_confidence=0.0).confidence is None
+
+
+def test_released_sample_takes_what_each_gate_let_through_first_come_first_kept():
+    curve = [{"confidence": 0.9, "qwk": 0.95, "qwk_low": 0.85, "share": 0.5}]
+    earlier = {
+        "n_levels": 3,
+        "release_curve": curve,
+        # Key 7 was released by a grader before this one, at the teacher's 2 as 1.
+        "released_before": [[7, 2, 1], [["q", 1], 0, 0]],
+        "validation_grades": [
+            [5, 2, 2, 0.95],  # sure: released
+            [6, 1, 0, 0.5],  # unsure: left for the next grader
+            [7, 2, 2, 0.99],  # released before, by the earlier grader: its grade stays
+            [8, 0, 1, 0.9],  # at the gate's confidence: released
+        ],
+    }
+
+    sample = released_sample(earlier, min_qwk=0.8, min_confidence=0.0)
+
+    assert sample.n_levels == 3
+    assert sample.grades == {7: (2, 1), ("q", 1): (0, 0), 5: (2, 2), 8: (0, 1)}
+    # Under a higher bar this grader's gate is shut: only the earlier releases remain.
+    assert released_sample(earlier, min_qwk=0.9, min_confidence=0.0).grades == {
+        7: (2, 1),
+        ("q", 1): (0, 0),
+    }
+    # Nor may the item's least confidence be passed over.
+    assert 8 not in released_sample(earlier, min_qwk=0.8, min_confidence=0.92).grades
+    # A grader from before these records: nothing known, nothing counted.
+    assert released_sample({"release_curve": curve}, min_qwk=0.8, min_confidence=0.0).grades == {}
+
+
+def test_a_retrained_grader_measures_its_release_curve_with_what_was_released_before():
+    texts = (GOOD + PARTIAL + WRONG) * 15
+    scores = ([2.0] * 4 + [1.0] * 4 + [0.0] * 4) * 15
+    keys = [f"r{i}" for i in range(len(texts))]
+    first = train_grader(texts, scores, keys, min_score=0, max_score=2)
+    grades = first.metrics["validation_grades"]
+    # Every answer it was validated on, out of sample, by its key.
+    assert [row[0] for row in grades] == keys
+    assert all(0 <= row[1] <= 2 and 0 <= row[2] <= 2 and 0 <= row[3] <= 1 for row in grades)
+    assert "released_before" not in first.metrics
+
+    # Say the earlier graders released the first 60 answers, 40 of them two levels off.
+    before = {key: (2, 0) if i < 40 else (1, 1) for i, key in enumerate(keys[:60])}
+    retrained = train_grader(
+        texts,
+        scores,
+        keys,
+        min_score=0,
+        max_score=2,
+        released_before=ReleasedSample(n_levels=3, grades=before),
+    )
+
+    curve = retrained.metrics["release_curve"]
+    assert retrained.metrics["released_before_answers"] == 60
+    assert retrained.metrics["released_before"] == [[k, g, lv] for k, (g, lv) in before.items()]
+    # Measured on the 120 answers not released before, each point with the 60 releases.
+    assert curve[-1]["answers"] == len(texts) - 60
+    assert max(point["qwk"] for point in curve) < first.metrics["release_curve"][0]["qwk"] - 0.2
+    assert release_gate(curve, min_qwk=0.8, min_confidence=0.0).confidence is None
+    # The validated QWK is still the grader's own, over all the answers it was validated on.
+    assert retrained.metrics["validated_qwk"] == first.metrics["validated_qwk"]
+    # Releases on another scale cannot be compared: left out.
+    other_scale = train_grader(
+        texts,
+        scores,
+        keys,
+        min_score=0,
+        max_score=2,
+        released_before=ReleasedSample(n_levels=5, grades=before),
+    )
+    assert other_scale.metrics["release_curve"] == first.metrics["release_curve"]
+    assert "released_before" not in other_scale.metrics
+
+
+def test_with_a_random_check_only_a_grader_measured_on_it_may_release():
+    texts = (GOOD + PARTIAL + WRONG) * 15
+    scores = ([2.0] * 4 + [1.0] * 4 + [0.0] * 4) * 15
+    keys = list(range(len(texts)))
+    few = [i % 10 == 0 for i in keys]  # 18 answers in the check: too few to measure on
+
+    waiting = train_grader(
+        texts, scores, keys, min_score=0, max_score=2, audit=few, random_check=True
+    )
+
+    assert waiting.metrics["validated_on"] == "all teacher scores"
+    assert waiting.metrics["release_curve"] == []
+    assert waiting.metrics["release_waits"] == (
+        "measured on 180 answers that are not a random check: its grades are released once "
+        "50 answers of the random check, not all of one score, are scored"
+    )
+    # Without a random check the teacher's scores are all there is to measure on.
+    unchecked = train_grader(texts, scores, keys, min_score=0, max_score=2, audit=few)
+    assert unchecked.metrics["release_curve"] and "release_waits" not in unchecked.metrics
+    # Enough answers in the check: measured on them, released by them.
+    enough = [i % 3 == 0 for i in keys]
+    checked = train_grader(
+        texts, scores, keys, min_score=0, max_score=2, audit=enough, random_check=True
+    )
+    assert checked.metrics["validated_on"] == "random check"
+    assert checked.metrics["release_curve"][-1]["answers"] == 60
+    assert [row[0] for row in checked.metrics["validation_grades"]] == keys[::3]
+
+
+def test_a_grader_that_releases_nothing_passes_on_what_was_released_before():
+    texts = [f"answer number {i} about plants" for i in range(12)]
+    before = ReleasedSample(n_levels=3, grades={"a": (2, 2), "b": (1, 0)})
+
+    # One score level: no validated QWK, no curve, nothing released; the earlier releases stay.
+    grader = train_grader(
+        texts, [1.0] * 12, list(range(12)), min_score=0, max_score=2, released_before=before
+    )
+
+    assert grader.metrics["release_curve"] == []
+    assert grader.metrics["released_before"] == [["a", 2, 2], ["b", 1, 0]]
+    sample = released_sample(grader.metrics, min_qwk=0.0, min_confidence=0.0)
+    assert sample.grades == before.grades
 
 
 def test_review_priority_puts_uncertain_and_novel_answers_first():

@@ -75,6 +75,10 @@ def test_tuned_grader_blends_grades_and_explains():
     assert grader.metrics["validated_answers"] == 18
     assert 0.0 <= grader.metrics["validated_qwk"] <= 1.0
     assert grader.metrics["release_curve"]
+    # Its grades of the held-out answers, by key, for the next grader's release curve.
+    held = grader.metrics["validation_grades"]
+    assert len(held) == 18 and len({row[0] for row in held}) == 18
+    assert not {row[0] for row in held} & set(grader.tuned.config["trained_keys"])
     predictions = grader.grade([GOOD[0], BAD[0], "   "], encoder=encoder)
     assert [p.score for p in predictions][:2] == [2.0, 0.0]
     assert all(0.0 <= p.confidence <= 1.0 for p in predictions)
