@@ -497,14 +497,12 @@ def test_a_retrained_grader_measures_its_release_curve_with_what_was_released_be
 
     # Say the earlier graders released the first 60 answers, 40 of them two levels off.
     before = {key: (2, 0) if i < 40 else (1, 1) for i, key in enumerate(keys[:60])}
-    retrained = train_grader(
-        texts,
-        scores,
-        keys,
-        min_score=0,
-        max_score=2,
-        released_before=ReleasedSample(n_levels=3, grades=before),
-    )
+
+    def after(n_levels: int) -> TrainedGrader:
+        released = ReleasedSample(n_levels=n_levels, grades=before)
+        return train_grader(texts, scores, keys, min_score=0, max_score=2, released_before=released)
+
+    retrained = after(3)
 
     curve = retrained.metrics["release_curve"]
     assert retrained.metrics["released_before_answers"] == 60
@@ -516,14 +514,7 @@ def test_a_retrained_grader_measures_its_release_curve_with_what_was_released_be
     # The validated QWK is still the grader's own, over all the answers it was validated on.
     assert retrained.metrics["validated_qwk"] == first.metrics["validated_qwk"]
     # Releases on another scale cannot be compared: left out.
-    other_scale = train_grader(
-        texts,
-        scores,
-        keys,
-        min_score=0,
-        max_score=2,
-        released_before=ReleasedSample(n_levels=5, grades=before),
-    )
+    other_scale = after(5)
     assert other_scale.metrics["release_curve"] == first.metrics["release_curve"]
     assert "released_before" not in other_scale.metrics
 
