@@ -278,6 +278,8 @@ def test_the_simulation_leaves_the_random_check_to_the_teacher_and_validates_on_
         assert sum(r["answers"] for r in item["releases"]) == round(
             item["released_share"] * item["responses"]
         )
+        assert all(0 < r["released_of_waiting"] <= 1 for r in item["releases"])
+        assert all(0 < r["gate_share"] <= 1 for r in item["releases"])
 
 
 def test_no_grade_is_released_before_the_random_check_can_measure_the_grader(tmp_path):

@@ -374,7 +374,11 @@ def simulate_review(
             )
             state.release_confidence = gate.confidence
             if gate.point is not None:
-                state.gate_points[state.retrains] = gate.point
+                # With how many answers were waiting when it was read.
+                state.gate_points[state.retrains] = {
+                    **gate.point,
+                    "waiting": len(state.queue_order),
+                }
             waiting = state.queue_order
             # The review order needs the nearest scored answer, not the words behind a score.
             graded = grader.grade(
@@ -432,7 +436,7 @@ def simulate_review(
 def _releases(state: _ItemState) -> list[dict[str, Any]]:
     """Per retrain that released grades: how many, their agreement with the gold scores (as
     :func:`_released_agreement`) alone and with the releases before, and what the gate read for
-    it (its curve's point: the agreement measured and its lower bound)."""
+    it (its curve's point: the agreement measured, its lower bound and its share)."""
     retrains = sorted(set(state.released_in.values()))
     return [
         {
@@ -445,6 +449,10 @@ def _releases(state: _ItemState) -> list[dict[str, Any]]:
             ),
             "gate_qwk": state.gate_points[retrain].get("qwk"),
             "gate_qwk_low": state.gate_points[retrain].get("qwk_low"),
+            # The share of its curve's answers the gate's point held, against the share of the
+            # answers waiting that it released: far apart, the answers differ.
+            "gate_share": state.gate_points[retrain].get("share"),
+            "released_of_waiting": round(len(positions) / state.gate_points[retrain]["waiting"], 4),
         }
         for retrain in retrains
         if (positions := [p for p, r in state.released_in.items() if r == retrain])
