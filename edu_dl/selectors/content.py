@@ -275,8 +275,10 @@ class ItemDetail:
     @property
     def release_point(self) -> dict[str, Any] | None:
         """The share of the grader's grades, surest first, that reached the release threshold
-        (``share`` of the answers it was validated on, ``qwk`` and its lower bound ``qwk_low``)
-        and from which ``confidence`` grades are released; None when none did or no grader."""
+        (``share`` of the answers it was validated on, or of those the earlier graders did not
+        release where :attr:`released_before`; ``qwk`` and its lower bound ``qwk_low``, with
+        those releases counted) and from which ``confidence`` grades are released; None when
+        none did or no grader."""
         from edu_dl.ml.grading.policy import release_curve_of, release_gate
 
         if self.grading.grader is None:

@@ -23,7 +23,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 
 from edu_dl.conf import edu_settings
-from edu_dl.models import Item, ModelKind, ResponseGrade, ScopeType, TrainingRun
+from edu_dl.models import Item, ModelKind, ModelVersion, ResponseGrade, ScopeType, TrainingRun
 from edu_dl.selectors.grading import (
     TeacherScores,
     item_teacher_score_count,
@@ -227,14 +227,13 @@ def _qwk(gold: list[float], predicted: list[float], *, item: Item, n_levels: int
     )
 
 
-def _active_item_grader(item: Item) -> Any:
-    """The item's active grader, or None where it has none or its file cannot be read (then
-    the new grader starts afresh: logged, never an error)."""
+def _active_item_grader(item: Item, version: ModelVersion | None) -> Any:
+    """The item's active grader from its active ``version``, or None where it has none or its
+    file cannot be read (then the new grader starts afresh: logged, never an error)."""
     from edu_dl.ml.checkpoint import CheckpointError
     from edu_dl.ml.grading.pipeline import GraderUnavailable, TrainedGrader
     from edu_dl.services.artifacts import ArtifactIntegrityError, artifact_read_verified
 
-    version = model_version_active(kind=ModelKind.GRADER, scope_key=f"item:{item.pk}")
     if version is None:
         return None
     try:
@@ -269,11 +268,11 @@ def _item_grader_train(*, run: TrainingRun, reporter: Any) -> Any:
     encoder = _encoder()
     # Its tuned encoder layers may serve again (tuned.retune_reason decides).
     tunes = encoder is not None and count >= edu_settings.GRADING_ENCODER_TUNE_MIN_ANSWERS
-    previous = _active_item_grader(item) if tunes else None
+    active = model_version_active(kind=ModelKind.GRADER, scope_key=f"item:{item.pk}")
+    previous = _active_item_grader(item, active) if tunes else None
     reporter.stage(f"training on {count} teacher-scored answers", 10)
     # What the graders so far released: the new one's gate vouches for that and its own
     # releases together (policy.released_sample).
-    active = model_version_active(kind=ModelKind.GRADER, scope_key=f"item:{item.pk}")
     min_qwk, min_confidence = release_thresholds(item=item)
     started = time.perf_counter()
     try:
