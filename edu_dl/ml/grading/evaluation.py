@@ -468,10 +468,7 @@ def _released_agreement(state: _ItemState, positions: list[int] | None = None) -
         return None
     low, high = state.rows[0].min_score, state.rows[0].max_score
     positions = sorted(state.released if positions is None else positions)
-    gold = [r.score for r in state.rows]
-    final = list(gold)
-    for position in positions:
-        final[position] = state.released[position]
+    gold, final = _final_scores(state, positions)
     scale = {"min_score": low, "max_score": high, "n_levels": state.n_levels}
     inside = np.zeros(len(gold), dtype=bool)
     inside[positions] = True
@@ -481,12 +478,19 @@ def _released_agreement(state: _ItemState, positions: list[int] | None = None) -
     return None if math.isnan(agreement) else round(agreement, 4)
 
 
-def _final_qwk(state: _ItemState) -> float:
-    """QWK against the gold scores of an item's final grades: teacher's, or released ones."""
+def _final_scores(state: _ItemState, positions) -> tuple[list[float], list[float]]:
+    """An item's gold scores, and its final grades: the released ones at ``positions``, the
+    teacher's (the gold) everywhere else."""
     gold = [r.score for r in state.rows]
     final = list(gold)
-    for position, score in state.released.items():
-        final[position] = score
+    for position in positions:
+        final[position] = state.released[position]
+    return gold, final
+
+
+def _final_qwk(state: _ItemState) -> float:
+    """QWK against the gold scores of an item's final grades: teacher's, or released ones."""
+    gold, final = _final_scores(state, state.released)
     low, high = state.rows[0].min_score, state.rows[0].max_score
     return qwk_on_scale(gold, final, min_score=low, max_score=high, n_levels=state.n_levels)
 

@@ -304,11 +304,11 @@ def train_grader(
                 "tuned": figures["tuned"],
             }
         )
-    validation = figures["validation"] if tuning else report.validation
-    metrics.update(_release_record(validation, keys, n_levels, released_before))
-    if random_check and metrics["validated_on"] != "random check":
-        # The other answers are the ones the queue chose for being hard, or the first to come
-        # with the grader's settings searched on them: no proof for what it would release.
+    # With a random check in use, only a grader measured on it releases: the other answers are
+    # the ones the queue chose for being hard, or the first to come with the grader's settings
+    # searched on them, no proof for what it would release.
+    releases = not random_check or metrics["validated_on"] == "random check"
+    if not releases:
         needed = tune.min_validation if tuning else (config or ScorerConfig()).min_audited
         metrics["release_curve"] = []
         metrics["release_waits"] = (
@@ -316,6 +316,10 @@ def train_grader(
             f"its grades are released once {needed} answers of the random check, not all of "
             "one score, are scored"
         )
+    validation = figures["validation"] if tuning else report.validation
+    metrics.update(
+        _release_record(validation, keys, n_levels, released_before, measure_curve=releases)
+    )
     return TrainedGrader(
         scorer=scorer.eval(),
         keys=list(keys),
@@ -331,12 +335,15 @@ def _release_record(
     keys: list[Any],
     n_levels: int,
     released_before: ReleasedSample | None,
+    *,
+    measure_curve: bool,
 ) -> dict[str, Any]:
     """The grader's validation grades, for the next grader of the item to know what this one
     released; what the earlier graders released (passed on even by a grader that releases
-    nothing); and its release curve on the answers they did not release, each point counting
-    their releases too (see :func:`edu_dl.ml.grading.policy.released_sample`). Earlier releases
-    on another scale are not comparable and are left out."""
+    nothing); and, where ``measure_curve`` (the grader may release), its release curve on the
+    answers they did not release, each point counting their releases too (see
+    :func:`edu_dl.ml.grading.policy.released_sample`). Earlier releases on another scale are
+    not comparable and are left out."""
     record: dict[str, Any] = {}
     earlier = (
         released_before.grades
@@ -356,7 +363,7 @@ def _release_record(
             answer_keys, validation.gold, validation.levels, validation.confidence, strict=True
         )
     ]
-    if earlier:
+    if earlier and measure_curve:
         new = np.array([key not in earlier for key in answer_keys], dtype=bool)
         record["release_curve"] = release_curve(
             validation.confidence[new],
