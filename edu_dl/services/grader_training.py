@@ -251,7 +251,7 @@ def _item_grader_train(*, run: TrainingRun, reporter: Any) -> Any:
         TrainedGrader,
         train_grader,
     )
-    from edu_dl.ml.grading.policy import in_audit_sample, released_sample
+    from edu_dl.ml.grading.policy import in_audit_sample, released_by_graders
     from edu_dl.services.training import TrainingOutcome
 
     item = run.item
@@ -271,9 +271,18 @@ def _item_grader_train(*, run: TrainingRun, reporter: Any) -> Any:
     active = model_version_active(kind=ModelKind.GRADER, scope_key=f"item:{item.pk}")
     previous = _active_item_grader(item, active) if tunes else None
     reporter.stage(f"training on {count} teacher-scored answers", 10)
-    # What the graders so far released: the new one's gate vouches for that and its own
-    # releases together (policy.released_sample).
+    # What the graders so far released (every one that served the item, so that one rolled
+    # back still counts): the new one's gate vouches for that and its own releases together
+    # (policy.released_by_graders).
     min_qwk, min_confidence = release_thresholds(item=item)
+    served_metrics = [
+        metrics or {}
+        for metrics in ModelVersion.objects.filter(
+            kind=ModelKind.GRADER, scope_key=f"item:{item.pk}", activated_at__isnull=False
+        )
+        .order_by("version")
+        .values_list("metrics", flat=True)
+    ]
     started = time.perf_counter()
     try:
         trained = train_grader(
@@ -291,10 +300,8 @@ def _item_grader_train(*, run: TrainingRun, reporter: Any) -> Any:
             tune=tune_config(),
             previous=previous,
             random_check=edu_settings.GRADING_AUDIT_SHARE > 0,
-            released_before=None
-            if active is None
-            else released_sample(
-                active.metrics or {}, min_qwk=min_qwk, min_confidence=min_confidence
+            released_before=released_by_graders(
+                served_metrics, min_qwk=min_qwk, min_confidence=min_confidence
             ),
             # Tuning the encoder takes minutes: each epoch is a heartbeat (and a cancel point).
             progress=lambda epoch, epochs: reporter.stage(

@@ -18,6 +18,7 @@ from edu_dl.services.grader_training import (
     REFERENCE_MIN_TEACHER_SCORES,
     grader_retrain_if_due,
 )
+from edu_dl.services.model_versions import model_version_activate, model_version_rollback
 from edu_dl.services.training import training_request, training_run_cancel, training_run_execute
 from tests.factories import TrainingRunFactory
 from tests.grading_data import (
@@ -144,6 +145,42 @@ def test_a_retrained_graders_release_curve_counts_what_the_active_one_released(s
     shown = {row["version"]: row["metrics"] for row in listed["results"]}
     assert shown[2]["released_before_answers"] == len(expected)
     assert not {"validation_grades", "released_before"} & (set(shown[1]) | set(shown[2]))
+
+
+def test_releases_of_a_grader_rolled_back_still_count_for_the_next_one(settings):
+    settings.EDU_DL = {**settings.EDU_DL, "GRADING_AUDIT_SHARE": 0.999999}
+    quiz = make_quiz(items=[PHOTOSYNTHESIS])
+    item = quiz.items[0]
+    item.release_min_qwk, item.release_min_confidence = 0.6, 0.0
+    item.save()
+    texts, scores = photosynthesis_answers()
+    teacher_scored(quiz, item, texts * 2, scores * 2)
+    scope = f"item:{item.pk}"
+    training_run_execute(run_id=training_request(kind="grader", item=item).pk)
+    training_run_execute(run_id=training_request(kind="grader", item=item).pk)
+    first, second = ModelVersion.objects.order_by("version")
+    # The first grader released nothing; the second every answer of its random check while it
+    # served...
+    first.metrics = {**first.metrics, "release_curve": []}
+    first.save(update_fields=["metrics"])
+    second.metrics = {
+        **second.metrics,
+        "release_curve": [{"confidence": 0.0, "qwk": 0.99, "qwk_low": 0.95, "share": 1.0}],
+    }
+    second.save(update_fields=["metrics"])
+    model_version_activate(version=second)
+    released = released_sample(second.metrics, min_qwk=0.6, min_confidence=0.0).grades
+    assert len(released) == 60
+    # ... and was rolled back: the first serves again, and knows nothing of those releases.
+    assert model_version_rollback(kind="grader", scope_key=scope) == first
+    assert released_sample(first.metrics, min_qwk=0.6, min_confidence=0.0).grades == {}
+
+    training_run_execute(run_id=training_request(kind="grader", item=item).pk)
+
+    third = ModelVersion.objects.latest("version")
+    assert {row[0]: (row[1], row[2]) for row in third.metrics["released_before"]} == released
+    # Nothing of the random check is left unreleased to measure a curve on.
+    assert third.metrics["release_curve"] == []
 
 
 def test_a_new_grader_is_gated_on_the_answers_the_active_one_never_learnt_from():

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,6 +127,29 @@ def released_sample(
         if _key(key) not in sample and gate.allows(confidence):
             sample[_key(key)] = (int(gold), int(level))
     return ReleasedSample(n_levels=int(metrics.get("n_levels") or 0), grades=sample)
+
+
+def released_by_graders(
+    metrics_of_graders: Iterable[Mapping[str, Any]], *, min_qwk: float, min_confidence: float
+) -> ReleasedSample | None:
+    """:func:`released_sample` of every grader that has served the item, oldest first, together:
+    after a rollback the grader served again never knew what the one rolled back had released,
+    and neither would the next one trained. The first grader to release an answer counts;
+    samples on another scale than the newest grader's are left out (they are not comparable).
+    None when no grader has served."""
+    samples = [
+        released_sample(metrics, min_qwk=min_qwk, min_confidence=min_confidence)
+        for metrics in metrics_of_graders
+    ]
+    if not samples:
+        return None
+    n_levels = samples[-1].n_levels
+    grades: dict[Any, tuple[int, int]] = {}
+    for sample in samples:
+        if sample.n_levels == n_levels:
+            for key, grade in sample.grades.items():
+                grades.setdefault(key, grade)
+    return ReleasedSample(n_levels=n_levels, grades=grades)
 
 
 def _key(key: Any) -> Any:

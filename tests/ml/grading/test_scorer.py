@@ -15,6 +15,7 @@ from edu_dl.ml.grading.policy import (
     in_audit_sample,
     release_curve_of,
     release_gate,
+    released_by_graders,
     released_sample,
     review_priority,
 )
@@ -482,6 +483,27 @@ def test_released_sample_takes_what_each_gate_let_through_first_come_first_kept(
     assert 8 not in released_sample(earlier, min_qwk=0.8, min_confidence=0.92).grades
     # A grader from before these records: nothing known, nothing counted.
     assert released_sample({"release_curve": curve}, min_qwk=0.8, min_confidence=0.0).grades == {}
+
+
+def test_released_by_graders_joins_every_served_graders_releases_first_kept():
+    gate = [{"confidence": 0.5, "qwk": 0.95, "qwk_low": 0.85, "share": 0.5}]
+    older = {"n_levels": 3, "release_curve": gate, "validation_grades": [[1, 2, 2, 0.9]]}
+    # Rolled back after releasing 2 and 3; it had 1 from the older one.
+    rolled_back = {
+        "n_levels": 3,
+        "release_curve": gate,
+        "released_before": [[1, 2, 2]],
+        "validation_grades": [[2, 1, 1, 0.9], [3, 0, 1, 0.6], [4, 0, 0, 0.1], [1, 2, 0, 0.9]],
+    }
+    # A grader of the item when its scale had two levels: not comparable.
+    other_scale = {"n_levels": 2, "release_curve": gate, "validation_grades": [[9, 1, 1, 0.9]]}
+
+    joined = released_by_graders(
+        [other_scale, older, rolled_back, older], min_qwk=0.8, min_confidence=0.0
+    )
+
+    assert joined == ReleasedSample(n_levels=3, grades={1: (2, 2), 2: (1, 1), 3: (0, 1)})
+    assert released_by_graders([], min_qwk=0.8, min_confidence=0.0) is None
 
 
 def test_a_retrained_grader_measures_its_release_curve_with_what_was_released_before():
