@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from django.db.models import Count, Exists, Min, OuterRef, Q, QuerySet
 
 from edu_dl.conf import edu_settings
-from edu_dl.models import Item, ModelKind, ModelVersion, Response, ScopeType
+from edu_dl.models import Item, ModelKind, ModelVersion, Response, ResponseGrade, ScopeType
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,31 @@ def teacher_scores_by_item(*, item_ids: Iterable[int]) -> dict[int, TeacherScore
 def item_teacher_scores(*, item_id: int) -> TeacherScores:
     """The item's teacher-scored answers."""
     return teacher_scores_by_item(item_ids=[item_id])[item_id]
+
+
+def model_grades_of_versions(
+    *, version_ids: list[int], response_ids: list[int]
+) -> dict[int, list[tuple[int, float, float | None]]]:
+    """Per grader version, the first score it gave each of ``response_ids`` (from the grade
+    history, which keeps every model grade): ``version id -> [(response id, score,
+    confidence)]``. The grader run reads what its earlier graders made of the answers of the
+    random check while those waited for the teacher."""
+    grades: dict[int, list[tuple[int, float, float | None]]] = {}
+    seen: set[tuple[int, int]] = set()
+    rows = (
+        ResponseGrade.objects.filter(
+            grade_source=Response.GradeSource.MODEL,
+            model_version_id__in=version_ids,
+            response_id__in=response_ids,
+        )
+        .order_by("created_at", "pk")
+        .values_list("model_version_id", "response_id", "score", "confidence")
+    )
+    for version_id, response_id, score, confidence in rows:
+        if (version_id, response_id) not in seen:
+            seen.add((version_id, response_id))
+            grades.setdefault(version_id, []).append((response_id, score, confidence))
+    return grades
 
 
 def item_teacher_score_count(*, item_id: int) -> int:

@@ -28,6 +28,7 @@ from edu_dl.selectors.grading import (
     TeacherScores,
     item_teacher_score_count,
     item_teacher_scores,
+    model_grades_of_versions,
     reference_items_with_teacher_scores,
     release_thresholds,
     teacher_scores_by_item,
@@ -243,6 +244,52 @@ def _active_item_grader(item: Item, version: ModelVersion | None) -> Any:
         return None
 
 
+def _served_graders(item: Item, data: TeacherScores) -> list[tuple[dict[str, Any], list[tuple]]]:
+    """Every grader that has served ``item`` (oldest first), each with the teacher-scored
+    answers of the random check it scored while they waited: ``(metrics, [(response id,
+    teacher's level, its level, its confidence)])``, what
+    :func:`edu_dl.ml.grading.policy.released_by_graders` reads. ``data``: the item's teacher
+    scores."""
+    from edu_dl.ml.grading.pipeline import score_levels
+    from edu_dl.ml.grading.policy import in_audit_sample
+    from edu_dl.ml.grading.scorer import levels_of
+
+    versions = list(
+        ModelVersion.objects.filter(
+            kind=ModelKind.GRADER, scope_key=f"item:{item.pk}", activated_at__isnull=False
+        )
+        .order_by("version")
+        .only("pk", "metrics")
+    )
+    share = edu_settings.GRADING_AUDIT_SHARE
+    checked = [rid for rid in data.response_ids if in_audit_sample(rid, share)]
+    grades = (
+        model_grades_of_versions(version_ids=[v.pk for v in versions], response_ids=checked)
+        if versions and checked
+        else {}
+    )
+    scale = {
+        "min_score": item.min_score,
+        "max_score": item.max_score,
+        "n_levels": score_levels(item.min_score, item.max_score, list(data.scores)),
+    }
+    teacher = dict(zip(data.response_ids, data.scores, strict=True))
+
+    def level(score: float) -> int:
+        return int(levels_of([score], **scale)[0])
+
+    return [
+        (
+            version.metrics or {},
+            [
+                (rid, level(teacher[rid]), level(score), confidence)
+                for rid, score, confidence in grades.get(version.pk, [])
+            ],
+        )
+        for version in versions
+    ]
+
+
 def _item_grader_train(*, run: TrainingRun, reporter: Any) -> Any:
     from edu_dl.ml.config import config_to_dict
     from edu_dl.ml.grading.pipeline import (
@@ -275,14 +322,7 @@ def _item_grader_train(*, run: TrainingRun, reporter: Any) -> Any:
     # back still counts): the new one's gate vouches for that and its own releases together
     # (policy.released_by_graders).
     min_qwk, min_confidence = release_thresholds(item=item)
-    served_metrics = [
-        metrics or {}
-        for metrics in ModelVersion.objects.filter(
-            kind=ModelKind.GRADER, scope_key=f"item:{item.pk}", activated_at__isnull=False
-        )
-        .order_by("version")
-        .values_list("metrics", flat=True)
-    ]
+    served = _served_graders(item, data)
     started = time.perf_counter()
     try:
         trained = train_grader(
@@ -301,7 +341,7 @@ def _item_grader_train(*, run: TrainingRun, reporter: Any) -> Any:
             previous=previous,
             random_check=edu_settings.GRADING_AUDIT_SHARE > 0,
             released_before=released_by_graders(
-                served_metrics, min_qwk=min_qwk, min_confidence=min_confidence
+                served, min_qwk=min_qwk, min_confidence=min_confidence
             ),
             # Tuning the encoder takes minutes: each epoch is a heartbeat (and a cancel point).
             progress=lambda epoch, epochs: reporter.stage(

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from edu_dl.ml.grading.pipeline import MIN_SCORED_RESPONSES, TrainedGrader
-from edu_dl.ml.grading.policy import released_sample
+from edu_dl.ml.grading.policy import release_curve_of, release_gate, released_sample
 from edu_dl.ml.grading.reference import MIN_EXAMPLES, MIN_ITEMS
 from edu_dl.models import ModelVersion, TrainingRun
 from edu_dl.services.artifacts import artifact_read_verified
@@ -18,7 +18,9 @@ from edu_dl.services.grader_training import (
     REFERENCE_MIN_TEACHER_SCORES,
     grader_retrain_if_due,
 )
+from edu_dl.services.grading import responses_grade_by_model
 from edu_dl.services.model_versions import model_version_activate, model_version_rollback
+from edu_dl.services.review import response_override
 from edu_dl.services.training import training_request, training_run_cancel, training_run_execute
 from tests.factories import TrainingRunFactory
 from tests.grading_data import (
@@ -181,6 +183,45 @@ def test_releases_of_a_grader_rolled_back_still_count_for_the_next_one(settings)
     assert {row[0]: (row[1], row[2]) for row in third.metrics["released_before"]} == released
     # Nothing of the random check is left unreleased to measure a curve on.
     assert third.metrics["release_curve"] == []
+
+
+def test_answers_of_the_random_check_a_grader_scored_while_they_waited_count_as_released(
+    settings,
+):
+    settings.EDU_DL = {**settings.EDU_DL, "GRADING_AUDIT_SHARE": 0.999999}
+    quiz = make_quiz(items=[PHOTOSYNTHESIS])
+    item = quiz.items[0]
+    item.release_min_qwk, item.release_min_confidence = 0.0, 0.0
+    item.save()
+    texts, scores = photosynthesis_answers()
+    teacher_scored(quiz, item, texts * 2, scores * 2)
+    training_run_execute(run_id=training_request(kind="grader", item=item).pk)
+    first = ModelVersion.objects.get()
+    # New answers, all in the random check: the grader scores them, nothing is released...
+    new = [
+        submit(quiz, new_student(quiz.course, 100 + i), {item: text})[0]
+        for i, text in enumerate(text + " indeed" for text in texts)
+    ]
+    graded = responses_grade_by_model(response_ids=[r.pk for r in new])
+    assert {r.status for r in graded} == {"needs_review"} and not any(r.released for r in graded)
+    # ... until the teacher scores them.
+    for response, score in zip(new, scores, strict=True):
+        response_override(response=response, actor=quiz.teacher, score=score)
+    gate = release_gate(release_curve_of(first.metrics), min_qwk=0.0, min_confidence=0.0)
+    by_id = {r.pk: r for r in graded}
+    would = {
+        r.pk: (int(score), int(by_id[r.pk].score))
+        for r, score in zip(new, scores, strict=True)
+        if gate.allows(by_id[r.pk].confidence)
+    }
+    assert would  # its gate would have released some of them
+
+    training_run_execute(run_id=training_request(kind="grader", item=item).pk)
+
+    second = ModelVersion.objects.latest("version")
+    earlier = {row[0]: (row[1], row[2]) for row in second.metrics["released_before"]}
+    assert {k: earlier[k] for k in would} == would
+    assert not set(earlier) & ({r.pk for r in new} - set(would))
 
 
 def test_a_new_grader_is_gated_on_the_answers_the_active_one_never_learnt_from():

@@ -31,7 +31,7 @@ from edu_dl.ml.grading.policy import (
     in_audit_sample,
     release_curve_of,
     release_gate,
-    released_sample,
+    released_by_graders,
     review_priority,
 )
 from edu_dl.ml.grading.reference import Exemplar
@@ -286,6 +286,11 @@ class _ItemState:
     retrains: int = 0
     grader: TrainedGrader | None = None  # the latest (its tuned layers may serve again)
     retunes: int = 0
+    # Every grader so far, with what it scored of the random check while those answers waited:
+    # position -> (its level, its confidence), for the later graders to know what it released.
+    served: list[tuple[dict[str, Any], dict[int, tuple[int, float | None]]]] = field(
+        default_factory=list
+    )
 
 
 def simulate_review(
@@ -346,6 +351,12 @@ def simulate_review(
             started = time.perf_counter()
             hand = sorted(state.hand)
             first = state.rows[0]
+            scale = {
+                "min_score": first.min_score,
+                "max_score": first.max_score,
+                "n_levels": state.n_levels,
+            }
+            gold = levels_of([row.score for row in state.rows], **scale)
             grader = train_grader(
                 [state.rows[i].response for i in hand],
                 [state.rows[i].score for i in hand],
@@ -358,10 +369,13 @@ def simulate_review(
                 tune=tune,
                 previous=state.grader,
                 random_check=audit_share > 0,
-                released_before=None
-                if state.grader is None
-                else released_sample(
-                    state.grader.metrics, min_qwk=min_qwk, min_confidence=min_confidence
+                released_before=released_by_graders(
+                    [
+                        (metrics, [(p, gold[p], *scored[p]) for p in scored if p in state.hand])
+                        for metrics, scored in state.served
+                    ],
+                    min_qwk=min_qwk,
+                    min_confidence=min_confidence,
                 ),
             )
             state.grader = grader
@@ -389,8 +403,14 @@ def simulate_review(
             )
             train_seconds += time.perf_counter() - started
             priorities = {}
+            scored_in_check = {}
             for position, prediction in zip(waiting, graded, strict=True):
                 audited = position in state.audited
+                if audited:
+                    scored_in_check[position] = (
+                        int(levels_of([prediction.score], **scale)[0]),
+                        prediction.confidence,
+                    )
                 if gate.allows(prediction.confidence, audited=audited):
                     state.released[position] = prediction.score
                     state.released_in[position] = state.retrains
@@ -401,6 +421,7 @@ def simulate_review(
                         nearest_similarity=nearest,
                         audited=audited,
                     )
+            state.served.append((grader.metrics, scored_in_check))
             state.queue_order = sorted(priorities, key=lambda p: (-priorities[p], p))
         point = _curve_point(states, total)
         point["round"] = round_number

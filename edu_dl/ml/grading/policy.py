@@ -101,7 +101,11 @@ class ReleasedSample:
 
 
 def released_sample(
-    metrics: Mapping[str, Any], *, min_qwk: float, min_confidence: float
+    metrics: Mapping[str, Any],
+    *,
+    min_qwk: float,
+    min_confidence: float,
+    scored_while_waiting: Iterable[tuple[Any, int, int, float | None]] = (),
 ) -> ReleasedSample:
     """Of the answers a grader and the item's graders before it were validated on, those whose
     grades their release gates let through (under the item's thresholds), each as ``key ->
@@ -116,13 +120,20 @@ def released_sample(
     release. The first grader to release one counts; a later one never sees it again.
     ``metrics``: the grader's (its ``n_levels``, ``validation_grades`` and ``released_before``;
     older graders without them give nothing).
+
+    ``scored_while_waiting``: answers of the random check that this grader scored while they
+    waited for the teacher (its level and confidence then; the teacher's level since), as
+    ``(key, teacher's level, its level, confidence)``. Its gate would have released those it
+    allowed, as it did release the answers like them outside the check; left out, they would
+    count as answers no grader released, and a later grader measured on them would read its
+    curve on the clear cases the earlier ones had already taken from the queue.
     """
     sample: dict[Any, tuple[int, int]] = {}
     for record in metrics.get("released_before") or []:
         key, gold, level = record
         sample[_key(key)] = (int(gold), int(level))
     gate = release_gate(release_curve_of(metrics), min_qwk=min_qwk, min_confidence=min_confidence)
-    for record in metrics.get("validation_grades") or []:
+    for record in [*(metrics.get("validation_grades") or []), *scored_while_waiting]:
         key, gold, level, confidence = record
         if _key(key) not in sample and gate.allows(confidence):
             sample[_key(key)] = (int(gold), int(level))
@@ -130,16 +141,25 @@ def released_sample(
 
 
 def released_by_graders(
-    metrics_of_graders: Iterable[Mapping[str, Any]], *, min_qwk: float, min_confidence: float
+    graders: Iterable[tuple[Mapping[str, Any], Iterable[tuple[Any, int, int, float | None]]]],
+    *,
+    min_qwk: float,
+    min_confidence: float,
 ) -> ReleasedSample | None:
     """:func:`released_sample` of every grader that has served the item, oldest first, together:
     after a rollback the grader served again never knew what the one rolled back had released,
     and neither would the next one trained. The first grader to release an answer counts;
     samples on another scale than the newest grader's are left out (they are not comparable).
-    None when no grader has served."""
+    ``graders``: each one's metrics and the answers of the random check it scored while they
+    waited (see :func:`released_sample`). None when no grader has served."""
     samples = [
-        released_sample(metrics, min_qwk=min_qwk, min_confidence=min_confidence)
-        for metrics in metrics_of_graders
+        released_sample(
+            metrics,
+            min_qwk=min_qwk,
+            min_confidence=min_confidence,
+            scored_while_waiting=scored,
+        )
+        for metrics, scored in graders
     ]
     if not samples:
         return None

@@ -483,6 +483,14 @@ def test_released_sample_takes_what_each_gate_let_through_first_come_first_kept(
     assert 8 not in released_sample(earlier, min_qwk=0.8, min_confidence=0.92).grades
     # A grader from before these records: nothing known, nothing counted.
     assert released_sample({"release_curve": curve}, min_qwk=0.8, min_confidence=0.0).grades == {}
+    # Answers of the check it scored while they waited count as its validation grades do.
+    waited = released_sample(
+        earlier,
+        min_qwk=0.8,
+        min_confidence=0.0,
+        scored_while_waiting=[(9, 1, 1, 0.95), (10, 2, 0, 0.2), (5, 0, 0, 0.99)],
+    )
+    assert waited.grades == {**sample.grades, 9: (1, 1)}
 
 
 def test_released_by_graders_joins_every_served_graders_releases_first_kept():
@@ -498,11 +506,17 @@ def test_released_by_graders_joins_every_served_graders_releases_first_kept():
     # A grader of the item when its scale had two levels: not comparable.
     other_scale = {"n_levels": 2, "release_curve": gate, "validation_grades": [[9, 1, 1, 0.9]]}
 
+    # The older one also scored answer 5 of the random check while it waited, sure enough to
+    # have released it were it not in the check, and answer 6 not sure enough.
+    waited = [(5, 1, 2, 0.7), (6, 0, 0, 0.3)]
+
     joined = released_by_graders(
-        [other_scale, older, rolled_back, older], min_qwk=0.8, min_confidence=0.0
+        [(other_scale, []), (older, waited), (rolled_back, []), (older, [])],
+        min_qwk=0.8,
+        min_confidence=0.0,
     )
 
-    assert joined == ReleasedSample(n_levels=3, grades={1: (2, 2), 2: (1, 1), 3: (0, 1)})
+    assert joined == ReleasedSample(n_levels=3, grades={1: (2, 2), 5: (1, 2), 2: (1, 1), 3: (0, 1)})
     assert released_by_graders([], min_qwk=0.8, min_confidence=0.0) is None
 
 
