@@ -149,14 +149,21 @@ def test_a_retrained_graders_release_curve_counts_what_the_active_one_released(s
     assert not {"validation_grades", "released_before"} & (set(shown[1]) | set(shown[2]))
 
 
-def test_releases_of_a_grader_rolled_back_still_count_for_the_next_one(settings):
+def checked_item(settings, *, min_qwk: float):
+    """A question whose 60 teacher-scored answers are all in the random check (60: enough to
+    measure a grader on), with the bar ``min_qwk`` and no least confidence."""
     settings.EDU_DL = {**settings.EDU_DL, "GRADING_AUDIT_SHARE": 0.999999}
     quiz = make_quiz(items=[PHOTOSYNTHESIS])
     item = quiz.items[0]
-    item.release_min_qwk, item.release_min_confidence = 0.6, 0.0
+    item.release_min_qwk, item.release_min_confidence = min_qwk, 0.0
     item.save()
     texts, scores = photosynthesis_answers()
     teacher_scored(quiz, item, texts * 2, scores * 2)
+    return quiz, item
+
+
+def test_releases_of_a_grader_rolled_back_still_count_for_the_next_one(settings):
+    _, item = checked_item(settings, min_qwk=0.6)
     scope = f"item:{item.pk}"
     training_run_execute(run_id=training_request(kind="grader", item=item).pk)
     training_run_execute(run_id=training_request(kind="grader", item=item).pk)
@@ -188,13 +195,8 @@ def test_releases_of_a_grader_rolled_back_still_count_for_the_next_one(settings)
 def test_answers_of_the_random_check_a_grader_scored_while_they_waited_count_as_released(
     settings,
 ):
-    settings.EDU_DL = {**settings.EDU_DL, "GRADING_AUDIT_SHARE": 0.999999}
-    quiz = make_quiz(items=[PHOTOSYNTHESIS])
-    item = quiz.items[0]
-    item.release_min_qwk, item.release_min_confidence = 0.0, 0.0
-    item.save()
+    quiz, item = checked_item(settings, min_qwk=0.0)
     texts, scores = photosynthesis_answers()
-    teacher_scored(quiz, item, texts * 2, scores * 2)
     training_run_execute(run_id=training_request(kind="grader", item=item).pk)
     first = ModelVersion.objects.get()
     # New answers, all in the random check: the grader scores them, nothing is released...
