@@ -223,13 +223,13 @@ def train_grader(
     encoder whose layers cannot be tuned is used as an embedding view, as without ``tune``.
     ``previous`` (the item's grader so far) lends its tuned layers where they may be kept (see
     :func:`edu_dl.ml.grading.tuned.retune_reason`). ``released_before``: what the item's
-    graders so far released, as a sample (:func:`edu_dl.ml.grading.policy.released_sample` of
-    the active grader): the release curve is then measured on the validation answers they did
-    not release, each point with those releases added. ``random_check``: the item's answers
-    have a random check (``audit`` marks it), so only a grader measured on it may release its
-    grades; one measured on other answers (the random check holds too few yet) gets an empty
-    release curve and says why in ``release_waits``. ``progress`` hears of each tuning epoch:
-    (epoch, epochs)."""
+    graders so far released, as a sample (:func:`edu_dl.ml.grading.policy.released_by_graders`
+    of every grader that served it): the release curve is then measured on the validation
+    answers they did not release, each point with those releases added. ``random_check``: the
+    item's answers have a random check (``audit`` marks it), so only a grader measured on it may
+    release its grades; one measured on other answers (the random check holds too few yet) gets
+    an empty release curve and says why in ``release_waits``. ``progress`` hears of each tuning
+    epoch: (epoch, epochs)."""
     if not (len(texts) == len(scores) == len(keys)):
         raise ValueError("texts, scores and keys differ in length")
     if len(texts) < MIN_SCORED_RESPONSES:
