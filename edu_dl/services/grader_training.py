@@ -244,14 +244,15 @@ def _active_item_grader(item: Item, version: ModelVersion | None) -> Any:
         return None
 
 
-def _served_graders(item: Item, data: TeacherScores) -> list[tuple[dict[str, Any], list[tuple]]]:
+def _served_graders(
+    item: Item, data: TeacherScores, audit: list[bool]
+) -> list[tuple[dict[str, Any], list[tuple]]]:
     """Every grader that has served ``item`` (oldest first), each with the teacher-scored
     answers of the random check it scored while they waited: ``(metrics, [(response id,
     teacher's level, its level, its confidence)])``, what
     :func:`edu_dl.ml.grading.policy.released_by_graders` reads. ``data``: the item's teacher
-    scores."""
+    scores; ``audit``: which of them are in the random check."""
     from edu_dl.ml.grading.pipeline import score_levels
-    from edu_dl.ml.grading.policy import in_audit_sample
     from edu_dl.ml.grading.scorer import levels_of
 
     versions = list(
@@ -261,8 +262,7 @@ def _served_graders(item: Item, data: TeacherScores) -> list[tuple[dict[str, Any
         .order_by("version")
         .only("pk", "metrics")
     )
-    share = edu_settings.GRADING_AUDIT_SHARE
-    checked = [rid for rid in data.response_ids if in_audit_sample(rid, share)]
+    checked = [rid for rid, audited in zip(data.response_ids, audit, strict=True) if audited]
     grades = (
         model_grades_of_versions(version_ids=[v.pk for v in versions], response_ids=checked)
         if versions and checked
@@ -322,7 +322,11 @@ def _item_grader_train(*, run: TrainingRun, reporter: Any) -> Any:
     # back still counts): the new one's gate vouches for that and its own releases together
     # (policy.released_by_graders).
     min_qwk, min_confidence = release_thresholds(item=item)
-    served = _served_graders(item, data)
+    audit = [
+        in_audit_sample(response_id, edu_settings.GRADING_AUDIT_SHARE)
+        for response_id in data.response_ids
+    ]
+    served = _served_graders(item, data, audit)
     started = time.perf_counter()
     try:
         trained = train_grader(
@@ -333,10 +337,7 @@ def _item_grader_train(*, run: TrainingRun, reporter: Any) -> Any:
             max_score=item.max_score,
             reference_answer=item.reference_answer,
             encoder=encoder,
-            audit=[
-                in_audit_sample(response_id, edu_settings.GRADING_AUDIT_SHARE)
-                for response_id in data.response_ids
-            ],
+            audit=audit,
             tune=tune_config(),
             previous=previous,
             random_check=edu_settings.GRADING_AUDIT_SHARE > 0,

@@ -13,6 +13,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -292,6 +293,21 @@ class _ItemState:
         default_factory=list
     )
 
+    @property
+    def scale(self) -> dict[str, Any]:
+        """The item's score scale, as :func:`levels_of` and :func:`qwk_on_scale` take it."""
+        first = self.rows[0]
+        return {
+            "min_score": first.min_score,
+            "max_score": first.max_score,
+            "n_levels": self.n_levels,
+        }
+
+    @cached_property
+    def gold_levels(self) -> np.ndarray:
+        """The level of each response's gold score."""
+        return levels_of([row.score for row in self.rows], **self.scale)
+
 
 def simulate_review(
     rows: list[GradedText],
@@ -351,12 +367,6 @@ def simulate_review(
             started = time.perf_counter()
             hand = sorted(state.hand)
             first = state.rows[0]
-            scale = {
-                "min_score": first.min_score,
-                "max_score": first.max_score,
-                "n_levels": state.n_levels,
-            }
-            gold = levels_of([row.score for row in state.rows], **scale)
             grader = train_grader(
                 [state.rows[i].response for i in hand],
                 [state.rows[i].score for i in hand],
@@ -371,7 +381,14 @@ def simulate_review(
                 random_check=audit_share > 0,
                 released_before=released_by_graders(
                     [
-                        (metrics, [(p, gold[p], *scored[p]) for p in scored if p in state.hand])
+                        (
+                            metrics,
+                            [
+                                (p, state.gold_levels[p], *scored[p])
+                                for p in scored
+                                if p in state.hand
+                            ],
+                        )
                         for metrics, scored in state.served
                     ],
                     min_qwk=min_qwk,
@@ -404,13 +421,11 @@ def simulate_review(
             train_seconds += time.perf_counter() - started
             priorities = {}
             scored_in_check = {}
-            for position, prediction in zip(waiting, graded, strict=True):
+            levels = levels_of([prediction.score for prediction in graded], **state.scale)
+            for position, prediction, level in zip(waiting, graded, levels, strict=True):
                 audited = position in state.audited
                 if audited:
-                    scored_in_check[position] = (
-                        int(levels_of([prediction.score], **scale)[0]),
-                        prediction.confidence,
-                    )
+                    scored_in_check[position] = (int(level), prediction.confidence)
                 if gate.allows(prediction.confidence, audited=audited):
                     state.released[position] = prediction.score
                     state.released_in[position] = state.retrains
@@ -487,10 +502,9 @@ def _released_agreement(state: _ItemState, positions: list[int] | None = None) -
     nothing was released."""
     if not state.released:
         return None
-    low, high = state.rows[0].min_score, state.rows[0].max_score
     positions = sorted(state.released if positions is None else positions)
     gold, final = _final_scores(state, positions)
-    scale = {"min_score": low, "max_score": high, "n_levels": state.n_levels}
+    scale = state.scale
     inside = np.zeros(len(gold), dtype=bool)
     inside[positions] = True
     agreement, _ = subset_agreement(
@@ -512,8 +526,7 @@ def _final_scores(state: _ItemState, positions) -> tuple[list[float], list[float
 def _final_qwk(state: _ItemState) -> float:
     """QWK against the gold scores of an item's final grades: teacher's, or released ones."""
     gold, final = _final_scores(state, state.released)
-    low, high = state.rows[0].min_score, state.rows[0].max_score
-    return qwk_on_scale(gold, final, min_score=low, max_score=high, n_levels=state.n_levels)
+    return qwk_on_scale(gold, final, **state.scale)
 
 
 def _curve_point(states: list[_ItemState], total: int) -> dict[str, Any]:
