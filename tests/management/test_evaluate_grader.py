@@ -7,6 +7,7 @@ from django.core.management import CommandError, call_command
 
 from edu_dl.ml.grading.evaluation import simulate_review
 from edu_dl.ml.grading.formats import read_graded_csv
+from edu_dl.ml.grading.pipeline import MIN_SCORED_RESPONSES
 
 HEADER = [
     "item_id",
@@ -67,8 +68,9 @@ ITEMS = {
 }
 
 
-def write_csv(path, *, test_items=(), repeats=3):
-    """Each item's answers, repeated with small variations; rows of ``test_items`` are test."""
+def write_csv(path, *, test_items=(), repeats=3, without_reference=()):
+    """Each item's answers, repeated with small variations; rows of ``test_items`` are test,
+    and the items of ``without_reference`` have no reference answer."""
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(HEADER)
@@ -80,7 +82,8 @@ def write_csv(path, *, test_items=(), repeats=3):
                         split = "test"
                     else:
                         split = "test" if (n + r) % 3 == 0 else "train"
-                    writer.writerow([item_id, question, reference, variant, score, 0, 2, split])
+                    model = "" if item_id in without_reference else reference
+                    writer.writerow([item_id, question, model, variant, score, 0, 2, split])
     return path
 
 
@@ -130,6 +133,8 @@ def test_seen_items_with_few_training_rows_are_scored_as_production_would(tmp_pa
     result = json.loads(out.read_text())
     assert result["cold_start_until"] == (100 if until is None else 0)
     assert {i["grader"] for i in result["items"]} == {grader}
+    # Training the cold-start grader, or the items' own, counts as training.
+    assert result["train_seconds"] > 0
 
 
 @pytest.mark.django_db
@@ -174,6 +179,74 @@ def test_unseen_items_scores_held_out_items_from_their_reference_answer(tmp_path
     assert [i["item_id"] for i in result["items"]] == ["cells"]
     assert result["items"][0]["grader"] == "cold-start"
     assert result["items"][0]["n_test"] == 4 * len(ITEMS["cells"][2])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("protocol", "test_items", "reason"),
+    [
+        ("seen-items", (), "no reference answer for the cold-start grader"),
+        ("unseen-items", (), "no reference answer for the cold-start grader"),
+    ],
+)
+def test_an_item_no_grader_can_score_is_reported_and_the_rest_are_scored(
+    tmp_path, protocol, test_items, reason
+):
+    # "cells" has no reference answer: in seen-items it keeps too few training rows for its
+    # own grader; in unseen-items (every item mixes splits, so each is held out in turn, the
+    # cold-start grader learning from the others) it has nothing to compare its answers with.
+    data = write_csv(
+        tmp_path / "answers.csv", repeats=3, test_items=test_items, without_reference=("cells",)
+    )
+    with open(data, newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    if protocol == "seen-items":
+        cells_train = [r for r in rows if r[0] == "cells" and r[-1] == "train"]
+        dropped = cells_train[MIN_SCORED_RESPONSES - 1 :]
+        rows = [r for r in rows if r not in dropped]
+    else:
+        # A fourth item, so that each held-out one leaves two with reference answers to learn from.
+        rows += [["leaves", *r[1:]] for r in rows if r[0] == "photo"]
+    with open(data, "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows(rows)
+    predictions = tmp_path / "predictions.csv"
+    out = tmp_path / "result.json"
+
+    call_command(
+        "evaluate_grader",
+        "--format", "csv", "--data", str(data), "--encoder", "", "--protocol", protocol,
+        "--predictions", str(predictions), "--json", str(out),
+        stdout=io.StringIO(), stderr=io.StringIO(),
+    )  # fmt: skip
+
+    result = json.loads(out.read_text())
+    skipped = {item["item_id"]: item for item in result["not_scored"]}
+    assert reason in skipped["cells"]["reason"]
+    cells_test = [r for r in read_graded_csv(data) if r.item_id == "cells" and r.split == "test"]
+    assert skipped["cells"]["n_test"] == len(cells_test)
+    scored = {i["item_id"] for i in result["items"]}
+    assert set(skipped) == {"cells"}
+    assert scored == (
+        {"photo", "evap", "leaves"} if protocol == "unseen-items" else {"photo", "evap"}
+    )
+    with open(predictions, newline="") as handle:
+        assert {w["item_id"] for w in csv.DictReader(handle)} == scored
+
+
+@pytest.mark.django_db
+def test_unseen_items_with_too_little_to_learn_from_is_a_clear_error(tmp_path):
+    # Each of the three items held out in turn leaves at most one with a reference answer.
+    data = write_csv(tmp_path / "answers.csv", without_reference=("cells",))
+
+    with pytest.raises(CommandError, match="no item could be scored") as raised:
+        call_command(
+            "evaluate_grader",
+            "--format", "csv", "--data", str(data), "--encoder", "",
+            "--protocol", "unseen-items",
+            stdout=io.StringIO(), stderr=io.StringIO(),
+        )  # fmt: skip
+    assert "photo: the cold-start grader could not learn from the other items" in str(raised.value)
+    assert "cells: no reference answer" in str(raised.value)
 
 
 @pytest.mark.django_db

@@ -222,12 +222,15 @@ class Command(BaseCommand):
                     )
                 else:
                     fallback = None
+                    fallback_seconds = 0.0
                     if any(r.reference_answer.strip() for r in rows):
                         trainable = [r for r in rows if r.split != "test"]
+                        fallback_started = time.perf_counter()
                         try:
                             fallback = train_reference(trainable, cached)
                         except ValueError as error:
                             log(f"no cold-start grader: {error}")
+                        fallback_seconds = time.perf_counter() - fallback_started
                     result = evaluation.evaluate_seen_items(
                         rows,
                         encoder=cached,
@@ -236,6 +239,13 @@ class Command(BaseCommand):
                         log=log,
                         tune=tune,
                     )
+                    # The cold-start grader's training is part of what the run trains.
+                    result.train_seconds += fallback_seconds
+                if result.not_scored and not result.items:
+                    reasons = "; ".join(
+                        f"{item['item_id']}: {item['reason']}" for item in result.not_scored[:3]
+                    )
+                    raise CommandError(f"no item could be scored ({reasons})")
                 folds_out.append(
                     {
                         "fold": fold,
@@ -244,6 +254,7 @@ class Command(BaseCommand):
                         "train_seconds": round(result.train_seconds, 1),
                         "inference_seconds": round(result.inference_seconds, 2),
                         "test_responses": len(result.predictions),
+                        **({"not_scored": result.not_scored} if result.not_scored else {}),
                     }
                 )
                 all_predictions.extend(result.predictions)
@@ -273,6 +284,9 @@ class Command(BaseCommand):
             output["train_seconds"] = round(sum(f["train_seconds"] for f in folds_out), 1)
             output["inference_seconds"] = round(sum(f["inference_seconds"] for f in folds_out), 2)
             output["test_responses"] = len(all_predictions)
+            not_scored = [item for f in folds_out for item in f.get("not_scored", [])]
+            if not_scored and fmt != "asap-aes":
+                output["not_scored"] = not_scored
         if cached is not None:
             output["encoder_seconds"] = round(cached.seconds, 1)
 

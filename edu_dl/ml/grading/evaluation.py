@@ -86,6 +86,13 @@ class EvaluationResult:
     predictions: list[Prediction] = field(default_factory=list)
     train_seconds: float = 0.0
     inference_seconds: float = 0.0
+    # Items with test rows that no grader could score, as production would leave their answers
+    # to the teacher: {"item_id", "n_test", "reason"}.
+    not_scored: list[dict[str, Any]] = field(default_factory=list)
+
+    def skip(self, item_id: str, n_test: int, reason: str, log: Log) -> None:
+        self.not_scored.append({"item_id": item_id, "n_test": n_test, "reason": reason})
+        log(f"item {item_id}: not scored: {reason}")
 
 
 def item_figures(item_id: str, rows: list[GradedText], predictions: list[Prediction]) -> dict:
@@ -120,11 +127,12 @@ def evaluate_seen_items(
 ) -> EvaluationResult:
     """Per item: train on its ``train`` (and ``dev``) rows, score its ``test`` rows.
 
-    As production does, an item is scored by ``fallback`` (the cold-start grader) when it has
-    too few training rows for a grader of its own, or when it has a reference answer and fewer
-    than ``cold_start_until`` training rows; the fallback then reads the item's training rows
-    as its teacher-scored exemplars. Without a fallback such items get their own grader if
-    they can, and are otherwise reported as not scored.
+    As production does, an item with a reference answer is scored by ``fallback`` (the
+    cold-start grader) when it has too few training rows for a grader of its own, or fewer
+    than ``cold_start_until``; the fallback then reads the item's training rows as its
+    teacher-scored exemplars. Without a fallback, or without a reference answer for it to
+    compare with, such items get their own grader if they can, and are otherwise reported as
+    not scored (in production their answers wait for the teacher).
     """
     result = EvaluationResult()
     for item_id, item_rows in items_of(rows).items():
@@ -133,9 +141,10 @@ def evaluate_seen_items(
         if not test:
             continue
         started = time.perf_counter()
+        has_reference = bool(test[0].reference_answer.strip())
         own_grader = len(train) >= MIN_SCORED_RESPONSES and not cold_start_preferred(
             item_scored=len(train),
-            has_reference=bool(test[0].reference_answer.strip()),
+            has_reference=has_reference,
             cold_start_available=fallback is not None,
             until=cold_start_until,
         )
@@ -156,7 +165,7 @@ def evaluate_seen_items(
             how = {"grader": "item", "validated_qwk": grader.metrics["validated_qwk"]}
             if "tuned" in grader.metrics:
                 how["tuned"] = grader.metrics["tuned"]
-        elif fallback is not None:
+        elif fallback is not None and has_reference:
             first = test[0]
             graded = fallback.grade(
                 question=first.question,
@@ -173,7 +182,12 @@ def evaluate_seen_items(
             )
             how = {"grader": "cold-start"}
         else:
-            log(f"item {item_id}: {len(train)} training rows, too few to train; not scored")
+            reason = (
+                f"{len(train)} training rows, fewer than the {MIN_SCORED_RESPONSES} a grader needs"
+            )
+            if fallback is not None:
+                reason += ", and no reference answer for the cold-start grader"
+            result.skip(item_id, len(test), reason, log)
             continue
         result.inference_seconds += time.perf_counter() - started
         predictions = [
@@ -202,6 +216,9 @@ def evaluate_unseen_items(
     learns from the ``train`` rows of the others. Where every item mixes both splits, the items
     are dealt into ``groups`` groups (in file order) and each group in turn is held out: its
     ``test`` rows are scored by a grader trained on the ``train`` rows of the other groups.
+    A held-out item without a reference answer is reported as not scored (the cold-start
+    grader has nothing to compare its answers with), as are the items of a group whose
+    others are too few to learn from.
     """
     result = EvaluationResult()
     by_item = items_of(rows)
@@ -218,12 +235,25 @@ def evaluate_unseen_items(
             r for k, v in by_item.items() if k not in outside for r in v if r.split != "test"
         ]
         started = time.perf_counter()
-        grader = train_reference(examples, encoder)
+        try:
+            grader = train_reference(examples, encoder)
+        except ValueError as error:
+            # Too little to learn from outside this group (the other items too few, or
+            # without reference answers): its items are left out, the other groups go on.
+            for item_id in fold_items:
+                n_test = sum(r.split == "test" for r in by_item[item_id])
+                reason = f"the cold-start grader could not learn from the other items: {error}"
+                result.skip(item_id, n_test, reason, log)
+            continue
         result.train_seconds += time.perf_counter() - started
         started = time.perf_counter()
         for item_id in fold_items:
             item_rows = [r for r in by_item[item_id] if r.split == "test"]
             first = item_rows[0]
+            if not first.reference_answer.strip():
+                reason = "no reference answer for the cold-start grader to compare with"
+                result.skip(item_id, len(item_rows), reason, log)
+                continue
             graded = grader.grade(
                 question=first.question,
                 reference_answer=first.reference_answer,
