@@ -13,7 +13,7 @@ $(BIN)/python:
 # Reinstall only when the declared dependencies change.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install $(PIP_FLAGS) --upgrade pip
-	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[dev]'
+	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[dev,encoder]'
 	touch $(STAMP)
 
 install: $(STAMP)

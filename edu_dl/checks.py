@@ -4,7 +4,8 @@ Ids: E001 not a dict, E002 unknown option, E003 DEVICE, E004 ARTIFACT_STORAGE,
 E005 a number out of range (counts, thread counts, fractions, thresholds, the regex time limit),
 E006 time limits in the wrong order, E007 KT_MODEL unknown, E008 GRADING_ENCODER not a text,
 E009 RECOMMENDER_BAND not a band (two numbers 0 <= low < high <= 1),
-E010 WEBHOOK_ALLOW_PRIVATE_HOSTS not a boolean, E011 ENCRYPTION_KEYS not a list of Fernet keys.
+E010 WEBHOOK_ALLOW_PRIVATE_HOSTS or GRADING_ENCODER_ESSAYS not a boolean, E011 ENCRYPTION_KEYS
+not a list of Fernet keys.
 """
 
 from __future__ import annotations
@@ -214,7 +215,8 @@ def check_edu_dl_settings(app_configs=None, **kwargs) -> list[Error]:
         errors.append(
             Error(
                 "settings.EDU_DL['GRADING_ENCODER'] must be a text (a folder or an installed "
-                f'model\'s name, or "" for none), not {merged["GRADING_ENCODER"]!r}.',
+                'model\'s name, "auto" for the packaged one where it is installed, or "" for '
+                f"none), not {merged['GRADING_ENCODER']!r}.",
                 id="edu_dl.E008",
             )
         )
@@ -228,6 +230,14 @@ def check_edu_dl_settings(app_configs=None, **kwargs) -> list[Error]:
                 f"not {allow_private!r}.",
                 hint="True lets webhooks reach loopback, private and carrier-grade NAT "
                 "addresses, for receivers inside the site's own network.",
+                id="edu_dl.E010",
+            )
+        )
+    if not isinstance(merged["GRADING_ENCODER_ESSAYS"], bool):
+        errors.append(
+            Error(
+                "settings.EDU_DL['GRADING_ENCODER_ESSAYS'] must be True or False, "
+                f"not {merged['GRADING_ENCODER_ESSAYS']!r}.",
                 id="edu_dl.E010",
             )
         )

@@ -79,8 +79,14 @@ DEFAULTS: dict[str, Any] = {
     # benchmarks/bench_cold_start_handoff.py). 0: the item's grader as soon as it exists.
     "GRADING_COLD_START_UNTIL": 100,
     # The sentence-transformers encoder the short-answer grader embeds answers with: a folder
-    # path or the name of an installed model package; "" = none (the grader works without).
-    "GRADING_ENCODER": "",
+    # path or the name of an installed model package; "" = none (the grader works without);
+    # "auto" = the packaged all-MiniLM-L6-v2 where the `encoder` extra is installed, else none
+    # (on ASAP-SAS it lifts mean QWK from 0.723 to 0.753).
+    "GRADING_ENCODER": "auto",
+    # Essays are graded without the encoder unless this is on: it reads at most the first 128
+    # to 256 word pieces of an answer (about 100 to 200 words), so it would see the opening of
+    # an essay only; its effect on essays is not measured.
+    "GRADING_ENCODER_ESSAYS": False,
     # With an encoder: tune its top this many transformer layers on each item that has at
     # least GRADING_ENCODER_TUNE_MIN_ANSWERS teacher-scored answers, and blend the tuned model
     # with the item's kernel grader (edu_dl.ml.grading.tuned; minutes per item on a CPU, about

@@ -318,7 +318,7 @@ def test_dockerfile_builds_a_non_root_production_image():
     assert "DJANGO_SETTINGS_MODULE=lms_site.settings.production" in environment
     assert _dockerfile_values("ARG") == [
         "TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu",
-        'EXTRAS=""',
+        "EXTRAS=encoder",
     ]
     assert any(
         '--extra-index-url "$TORCH_INDEX_URL"' in arguments

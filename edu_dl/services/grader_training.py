@@ -184,12 +184,20 @@ def grader_retrain_if_due(
 # --- Training (worker) ---------------------------------------------------------------------------
 
 
-def _encoder() -> Any:
-    """The sentence encoder named by ``EDU_DL['GRADING_ENCODER']`` (None for ""); a missing
-    one fails the run with the reason, rather than training a grader without it."""
+def _encoder(item: Item | None = None) -> Any:
+    """The sentence encoder named by ``EDU_DL['GRADING_ENCODER']`` (None for "", or for
+    "auto" without the ``encoder`` extra); a missing one fails the run with the reason, rather
+    than training a grader without it. An essay ``item`` gets none unless
+    ``EDU_DL['GRADING_ENCODER_ESSAYS']``: the encoder would read only its opening words."""
     from edu_dl.ml.grading.encoder import EncoderUnavailable, load_encoder
     from edu_dl.services.runtime import torch_device
 
+    if (
+        item is not None
+        and item.kind == Item.Kind.ESSAY
+        and not edu_settings.GRADING_ENCODER_ESSAYS
+    ):
+        return None
     name = edu_settings.GRADING_ENCODER
     try:
         return load_encoder(name, device=str(torch_device()))
@@ -312,7 +320,7 @@ def _item_grader_train(*, run: TrainingRun, reporter: Any) -> Any:
             field="item",
         )
     reporter.stage("loading the sentence encoder", 6)
-    encoder = _encoder()
+    encoder = _encoder(item)
     # Its tuned encoder layers may serve again (tuned.retune_reason decides).
     tunes = encoder is not None and count >= edu_settings.GRADING_ENCODER_TUNE_MIN_ANSWERS
     active = model_version_active(kind=ModelKind.GRADER, scope_key=f"item:{item.pk}")
@@ -388,7 +396,7 @@ def _item_grader_train(*, run: TrainingRun, reporter: Any) -> Any:
     metrics = {
         **trained.metrics,
         "teacher_scored_answers": count,
-        "encoder": edu_settings.GRADING_ENCODER,
+        "encoder": getattr(encoder, "name", ""),
         "train_seconds": round(seconds, 2),
     }
     reporter.stage("saving the grader", 92)
@@ -493,7 +501,7 @@ def _reference_grader_train(*, run: TrainingRun, reporter: Any) -> Any:
     metrics = {
         **trained.metrics,
         "teacher_scored_answers": len(examples),
-        "encoder": edu_settings.GRADING_ENCODER,
+        "encoder": getattr(encoder, "name", ""),
         "train_seconds": round(seconds, 2),
         "device": str(device),
     }

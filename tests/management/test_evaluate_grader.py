@@ -441,6 +441,52 @@ def test_with_an_encoder_each_item_grader_tunes_its_top_layers(tmp_path, setting
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("fmt", "essays_too", "expected"),
+    [("csv", False, "tiny-bert"), ("asap-aes", False, None), ("asap-aes", True, "tiny-bert")],
+)
+def test_without_the_flag_the_setting_names_the_encoder_and_essays_go_without_it(
+    tmp_path, settings, monkeypatch, fmt, essays_too, expected
+):
+    from edu_dl.ml.grading import encoder as encoder_module
+    from tests.ml.grading.test_formats import aes_line, make_asap_aes
+    from tests.tiny_encoder import TunableEncoder
+
+    monkeypatch.setitem(encoder_module._cache, ("tiny-bert", "cpu"), TunableEncoder())
+    settings.EDU_DL = {
+        **settings.EDU_DL,
+        "GRADING_ENCODER": "tiny-bert",
+        "GRADING_ENCODER_ESSAYS": essays_too,
+    }
+    if fmt == "csv":
+        data = write_csv(tmp_path / "answers.csv")
+    else:
+        # Prompt 1 (scores 2 to 12): 24 essays to learn from, 6 to score.
+        essays = [
+            aes_line(
+                n, 1, f"{'computers help people learn ' * (n % 6 + 1)}essay {n}", 2 + n % 6 * 2
+            )
+            for n in range(1, 31)
+        ]
+        ids = [str(n) for n in range(1, 31)]
+        data = make_asap_aes(
+            tmp_path / "asap_aes",
+            essays,
+            {0: {"train": "\n".join(ids[:24]) + "\n", "test": "\n".join(ids[24:]) + "\n"}},
+        )
+    out = tmp_path / "result.json"
+
+    call_command(
+        "evaluate_grader",
+        "--format", fmt, "--data", str(data), "--folds", "0", "--cold-start-until", "0",
+        "--json", str(out),
+        stdout=io.StringIO(), stderr=io.StringIO(),
+    )  # fmt: skip
+
+    assert json.loads(out.read_text())["encoder"] == expected
+
+
+@pytest.mark.django_db
 def test_the_simulation_with_an_encoder_reports_its_tunings(tmp_path, settings, monkeypatch):
     from edu_dl.ml.grading import encoder as encoder_module
     from tests.tiny_encoder import TunableEncoder

@@ -351,6 +351,34 @@ def test_a_grader_run_tunes_the_configured_encoder_and_grading_uses_the_blend(
     assert response.explanation["similar"]
 
 
+@pytest.mark.parametrize(("essays_too", "expected"), [(False, ""), (True, "tiny-bert")])
+def test_an_essays_grader_uses_the_encoder_only_when_the_setting_says(
+    settings, monkeypatch, essays_too, expected
+):
+    # The encoder reads an answer's opening words only: essays go without it by default.
+    from edu_dl.ml.grading import encoder as encoder_module
+
+    monkeypatch.setitem(encoder_module._cache, ("tiny-bert", "cpu"), TunableEncoder())
+    settings.EDU_DL = {
+        **settings.EDU_DL,
+        "GRADING_ENCODER": "tiny-bert",
+        "GRADING_ENCODER_ESSAYS": essays_too,
+        "GRADING_ENCODER_TUNE_MIN_ANSWERS": 10_000,
+    }
+    quiz = make_quiz(items=[{**PHOTOSYNTHESIS, "kind": "essay", "max_score": 2}])
+    item = quiz.items[0]
+    texts, scores = photosynthesis_answers()
+    teacher_scored(quiz, item, texts, scores)
+    run = training_request(kind="grader", item=item, requested_by=quiz.teacher)
+
+    training_run_execute(run_id=run.pk, task_id="t1", worker="w1")
+
+    version = ModelVersion.objects.get()
+    grader = TrainedGrader.from_bytes(artifact_read_verified(version=version))
+    assert grader.encoder_name == expected
+    assert version.metrics["encoder"] == expected
+
+
 def test_a_retrain_keeps_the_active_graders_tuned_layers_until_enough_new_answers(
     settings, monkeypatch
 ):

