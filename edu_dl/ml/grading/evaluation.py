@@ -47,17 +47,52 @@ Log = Callable[[str], None]
 
 
 class CachedEncoder:
-    """Wraps a sentence encoder so that each distinct text is encoded once per evaluation."""
+    """Wraps a sentence encoder so that each distinct text is encoded once per evaluation, and,
+    with ``keep_lower_states`` (the review simulation sets it), goes through the frozen lower
+    layers of a tuned grader once per layer split and length limit (see
+    :func:`edu_dl.ml.grading.tuned.encoder_lower_states`; a held-out evaluation runs each
+    answer through them once anyway, and keeping them would only cost memory)."""
 
-    def __init__(self, encoder):
+    def __init__(self, encoder, *, keep_lower_states: bool = False):
         self.encoder = encoder
         self.name = encoder.name
         self.dim = encoder.dim
+        self.keep_lower_states = keep_lower_states
         self._vectors: dict[str, torch.Tensor] = {}
+        # (frozen layers, token limit) -> text -> its states, without padding.
+        self._states: dict[tuple[int, int], dict[str, torch.Tensor]] = {}
         self.seconds = 0.0
 
     def transformer(self):
         return self.encoder.transformer()
+
+    def lower_states(
+        self, texts: list[str], *, frozen: int, max_tokens: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """As :func:`edu_dl.ml.grading.tuned.lower_states`: (n, tokens, hidden) padded to the
+        longest of ``texts``, and the (n, tokens) mask."""
+        from edu_dl.ml.grading.tuned import lower_states, transformer_of
+
+        store = self._states.setdefault((frozen, max_tokens), {})
+        missing = list(dict.fromkeys(t for t in texts if t not in store))
+        if missing:
+            started = time.perf_counter()
+            tokenizer, model = transformer_of(self.encoder)
+            states, mask = lower_states(
+                tokenizer, model, missing, frozen=frozen, max_tokens=max_tokens
+            )
+            for text, row, row_mask in zip(missing, states, mask, strict=True):
+                store[text] = row[: int(row_mask.sum())].clone()
+            self.seconds += time.perf_counter() - started
+        kept = [store[t] for t in texts]
+        width = max((len(k) for k in kept), default=1)
+        hidden = kept[0].shape[1] if kept else self.dim
+        states = torch.zeros(len(texts), max(width, 1), hidden)
+        mask = torch.zeros(len(texts), max(width, 1), dtype=torch.int64)
+        for i, k in enumerate(kept):
+            states[i, : len(k)] = k
+            mask[i, : len(k)] = 1
+        return states, mask
 
     def encode(self, texts: list[str]) -> torch.Tensor:
         missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
@@ -368,6 +403,9 @@ def simulate_review(
     share of responses would have been graded by hand, and what QWK would the final grades
     (teacher scores plus released model scores) have against the gold scores (mean over items).
     """
+    if isinstance(encoder, CachedEncoder):
+        # Every retrain grades the answers still waiting: their frozen layers' output is kept.
+        encoder.keep_lower_states = True
     rng = random.Random(seed)
     states = []
     for item_id, item_rows in items_of(rows).items():

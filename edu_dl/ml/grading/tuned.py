@@ -186,6 +186,18 @@ def lower_states(
     return states, mask
 
 
+def encoder_lower_states(
+    encoder: Any, texts: list[str], *, frozen: int, max_tokens: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`lower_states` of ``texts`` through ``encoder``'s own store of them where it keeps
+    one (the review simulation's encoder does: it grades the same waiting answers after every
+    retrain, and the frozen layers give each the same output every time), else computed."""
+    if getattr(encoder, "keep_lower_states", False):
+        return encoder.lower_states(texts, frozen=frozen, max_tokens=max_tokens)
+    tokenizer, model = transformer_of(encoder)
+    return lower_states(tokenizer, model, texts, frozen=frozen, max_tokens=max_tokens)
+
+
 class TunedTop(nn.Module):
     """Copies of the encoder's top layers and a head: mean-pooled states to a 0-1 score."""
 
@@ -254,10 +266,8 @@ class TunedBlend:
     def raw(self, texts: list[str], encoder: Any) -> torch.Tensor:
         """The tuned model's score of each text, on the 0-1 scale."""
         top = self.attach(encoder)
-        tokenizer, model = self._parts
-        states, mask = lower_states(
-            tokenizer,
-            model,
+        states, mask = encoder_lower_states(
+            encoder,
             texts,
             frozen=int(self.config["frozen"]),
             max_tokens=int(self.config["max_tokens"]),
@@ -423,7 +433,7 @@ def fit_tuned_blend(
     if reason:
         frozen = frozen_layers(model, config.layers)
         max_tokens = token_budget(tokenizer, [texts[i] for i in train], config.max_tokens)
-        states, mask = lower_states(tokenizer, model, texts, frozen=frozen, max_tokens=max_tokens)
+        states, mask = encoder_lower_states(encoder, texts, frozen=frozen, max_tokens=max_tokens)
         lower_seconds = time.perf_counter() - started
 
         started = time.perf_counter()
@@ -443,8 +453,8 @@ def fit_tuned_blend(
         # Kept: only the held-out answers go through the layers, to refit the blend on them.
         frozen, max_tokens = int(previous.config["frozen"]), int(previous.config["max_tokens"])
         top = previous.attach(encoder)
-        held_states, held_mask = lower_states(
-            tokenizer, model, [texts[i] for i in held], frozen=frozen, max_tokens=max_tokens
+        held_states, held_mask = encoder_lower_states(
+            encoder, [texts[i] for i in held], frozen=frozen, max_tokens=max_tokens
         )
         lower_seconds, tune_seconds = time.perf_counter() - started, 0.0
         trained_keys = list(previous.config["trained_keys"])

@@ -177,6 +177,52 @@ def test_padding_never_changes_an_answers_tuned_score():
     assert torch.allclose(torch.cat(alone), together, atol=1e-5)
 
 
+def test_the_evaluations_encoder_runs_the_frozen_layers_once_per_text(monkeypatch):
+    from edu_dl.ml.grading import tuned
+    from edu_dl.ml.grading.evaluation import CachedEncoder
+
+    encoder = TunableEncoder()
+    tokenizer, model = encoder.transformer()
+    cached = CachedEncoder(encoder, keep_lower_states=True)
+    texts = ["short one", "a much longer answer with many more words than the first one", "mid"]
+    computed = []
+    real = tuned.lower_states
+    monkeypatch.setattr(
+        tuned,
+        "lower_states",
+        lambda tokenizer, model, batch, **kw: (
+            computed.extend(batch) or real(tokenizer, model, batch, **kw)
+        ),
+    )
+
+    first = cached.lower_states(texts[:2], frozen=2, max_tokens=64)
+    second = cached.lower_states([texts[2], texts[0], texts[2]], frozen=2, max_tokens=64)
+    cached.lower_states(texts[:1], frozen=1, max_tokens=64)  # another split: computed again
+
+    assert computed == [*texts, texts[0]]
+    for got, batch in ((first, texts[:2]), (second, [texts[2], texts[0], texts[2]])):
+        want = real(tokenizer, model, batch, frozen=2, max_tokens=64)
+        assert torch.equal(got[1], want[1])
+        # The same states wherever the mask holds a token (padding is masked out downstream).
+        inside = want[1][..., None].float()
+        assert torch.allclose(got[0] * inside, want[0] * inside, atol=1e-5)
+
+
+def test_a_tuned_grader_grades_the_same_through_the_evaluations_encoder():
+    from edu_dl.ml.grading.evaluation import CachedEncoder
+
+    encoder = TunableEncoder()
+    grader = tuned_grader(encoder)
+    cached = CachedEncoder(encoder, keep_lower_states=True)
+    texts = GOOD + PART + BAD + ["something else entirely"]
+
+    direct = [(p.score, round(p.confidence, 5)) for p in grader.grade(texts, encoder=encoder)]
+    for _ in range(2):  # computed, then from the store
+        assert [
+            (p.score, round(p.confidence, 5)) for p in grader.grade(texts, encoder=cached)
+        ] == direct
+
+
 def test_held_out_answers_are_the_random_check_when_it_is_big_enough():
     gold = np.array([0, 1, 2] * 30)
     config = TuneConfig(min_validation=20, validation_share=0.15)
