@@ -237,7 +237,6 @@ class TunedBlend:
         self.config = config
         self.state = state
         self._top: TunedTop | None = None
-        self._parts: tuple[Any, nn.Module] | None = None
 
     @property
     def weight(self) -> float:
@@ -253,14 +252,14 @@ class TunedBlend:
     def attach(self, encoder: Any) -> TunedTop:
         """The tuned layers and head, built on ``encoder``'s copy of them once."""
         if self._top is None:
-            tokenizer, model = transformer_of(encoder)
+            _, model = transformer_of(encoder)
             frozen = int(self.config["frozen"])
             layers = nn.ModuleList(copy.deepcopy(list(model.encoder.layer[frozen:])))
             top = TunedTop(layers, model.config.hidden_size).to(_device(model))
             top.load_state_dict(
                 {k: v for k, v in self.state.items() if k.startswith(("layers.", "head."))}
             )
-            self._top, self._parts = top.eval(), (tokenizer, model)
+            self._top = top.eval()
         return self._top
 
     def raw(self, texts: list[str], encoder: Any) -> torch.Tensor:
@@ -506,7 +505,7 @@ def fit_tuned_blend(
         },
         state,
     )
-    blend._top, blend._parts = top, (tokenizer, model)
+    blend._top = top
     figures = {
         "validated_qwk": quadratic_weighted_kappa(held_gold, cross_levels, n_levels),
         "release_curve": release_curve(confidence, held_gold, cross_levels, n_levels),
