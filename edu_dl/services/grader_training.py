@@ -184,6 +184,14 @@ def grader_retrain_if_due(
 # --- Training (worker) ---------------------------------------------------------------------------
 
 
+def encoder_setting(*, essays: bool) -> str:
+    """The encoder setting that applies to essays or to short answers: essays go without one
+    unless ``EDU_DL['GRADING_ENCODER_ESSAYS']`` (it would read only their opening words)."""
+    if essays and not edu_settings.GRADING_ENCODER_ESSAYS:
+        return ""
+    return edu_settings.GRADING_ENCODER
+
+
 def _encoder(item: Item | None = None) -> Any:
     """The sentence encoder named by ``EDU_DL['GRADING_ENCODER']`` (None for "", or for
     "auto" without the ``encoder`` extra); a missing one fails the run with the reason, rather
@@ -192,13 +200,7 @@ def _encoder(item: Item | None = None) -> Any:
     from edu_dl.ml.grading.encoder import EncoderUnavailable, load_encoder
     from edu_dl.services.runtime import torch_device
 
-    if (
-        item is not None
-        and item.kind == Item.Kind.ESSAY
-        and not edu_settings.GRADING_ENCODER_ESSAYS
-    ):
-        return None
-    name = edu_settings.GRADING_ENCODER
+    name = encoder_setting(essays=item is not None and item.kind == Item.Kind.ESSAY)
     try:
         return load_encoder(name, device=str(torch_device()))
     except EncoderUnavailable as error:
@@ -281,21 +283,21 @@ def _served_graders(
         "max_score": item.max_score,
         "n_levels": score_levels(item.min_score, item.max_score, list(data.scores)),
     }
-    teacher = dict(zip(data.response_ids, data.scores, strict=True))
-
-    def level(score: float) -> int:
-        return int(levels_of([score], **scale)[0])
-
-    return [
-        (
-            version.metrics or {},
-            [
-                (rid, level(teacher[rid]), level(score), confidence)
-                for rid, score, confidence in grades.get(version.pk, [])
-            ],
+    teacher = dict(zip(data.response_ids, levels_of(data.scores, **scale).tolist(), strict=True))
+    served = []
+    for version in versions:
+        given = grades.get(version.pk, [])
+        levels = levels_of([score for _, score, _ in given], **scale).tolist() if given else []
+        served.append(
+            (
+                version.metrics or {},
+                [
+                    (rid, teacher[rid], level, confidence)
+                    for (rid, _, confidence), level in zip(given, levels, strict=True)
+                ],
+            )
         )
-        for version in versions
-    ]
+    return served
 
 
 def _item_grader_train(*, run: TrainingRun, reporter: Any) -> Any:

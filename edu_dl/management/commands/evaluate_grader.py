@@ -129,7 +129,7 @@ class Command(BaseCommand):
             read_dataset,
         )
         from edu_dl.ml.registry import resolve_device
-        from edu_dl.services.grader_training import tune_config
+        from edu_dl.services.grader_training import encoder_setting, tune_config
 
         data = Path(options["data"])
         if not data.exists():
@@ -142,10 +142,8 @@ class Command(BaseCommand):
             torch.set_num_threads(edu_settings.TORCH_THREADS)
         torch.manual_seed(options["seed"])
         encoder_name = options["encoder"]
-        if encoder_name is None:
-            # As production: essays are graded without the encoder unless the setting says.
-            essays = options["format"] == "asap-aes" and not edu_settings.GRADING_ENCODER_ESSAYS
-            encoder_name = "" if essays else edu_settings.GRADING_ENCODER
+        if encoder_name is None:  # as production grades essays (asap-aes) or short answers
+            encoder_name = encoder_setting(essays=options["format"] == "asap-aes")
         encoder_name = resolve_encoder_name(encoder_name)
         try:
             encoder = load_encoder(encoder_name, device=str(device))

@@ -87,8 +87,8 @@ class CachedEncoder:
         kept = [store[t] for t in texts]
         width = max((len(k) for k in kept), default=1)
         hidden = kept[0].shape[1] if kept else self.dim
-        states = torch.zeros(len(texts), max(width, 1), hidden)
-        mask = torch.zeros(len(texts), max(width, 1), dtype=torch.int64)
+        states = torch.zeros(len(texts), width, hidden)
+        mask = torch.zeros(len(texts), width, dtype=torch.int64)
         for i, k in enumerate(kept):
             states[i, : len(k)] = k
             mask[i, : len(k)] = 1
