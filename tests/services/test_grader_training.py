@@ -118,7 +118,9 @@ def test_a_retrained_graders_release_curve_counts_what_the_active_one_released(s
     settings.EDU_DL = {**settings.EDU_DL, "GRADING_AUDIT_SHARE": 0.999999}
     quiz = make_quiz(items=[PHOTOSYNTHESIS])
     item = quiz.items[0]
-    item.release_min_qwk, item.release_min_confidence = 0.6, 0.0
+    # Each half of this check is graded by settings chosen on the other half alone (30 answers):
+    # a low bar, for the gate to let some grades through.
+    item.release_min_qwk, item.release_min_confidence = 0.45, 0.0
     item.save()
     texts, scores = photosynthesis_answers()
     # The answers twice, the second time in other words and with a fifth of the scores turned
@@ -131,7 +133,7 @@ def test_a_retrained_graders_release_curve_counts_what_the_active_one_released(s
     ids = [response.pk for response in scored]
     assert [row[0] for row in first.metrics["validation_grades"]] == ids
     assert "released_before" not in first.metrics
-    expected = released_sample(first.metrics, min_qwk=0.6, min_confidence=0.0).grades
+    expected = released_sample(first.metrics, min_qwk=0.45, min_confidence=0.0).grades
     assert 0 < len(expected) < 60  # its gate let some of its grades through
 
     training_run_execute(run_id=training_request(kind="grader", item=item).pk)

@@ -283,7 +283,7 @@ def train_grader(
             scorer,
             texts,
             levels_of(scores, min_score=min_score, max_score=max_score, n_levels=n_levels),
-            report.loo,
+            report.held_out_loo,
             encoder,
             config=tune,
             keys=list(keys),

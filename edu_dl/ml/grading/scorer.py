@@ -145,6 +145,9 @@ class FitReport:
     search: list[dict[str, Any]] = field(default_factory=list)
     # Each response's leave-one-out prediction (0-1 scale), for a blend to be fitted on.
     loo: np.ndarray | None = None
+    # The same, with those of the random check's answers by settings chosen without them (see
+    # _checked_grades), for a blend to be measured on them.
+    held_out_loo: np.ndarray | None = None
     # The grades the release curve was measured on; None with one score level only.
     validation: Validation | None = None
 
@@ -722,9 +725,12 @@ def fit_item_scorer(
     squares = (
         {name: grams[name] * grams[name] for name in ("char", "word")} if len(gammas) > 1 else {}
     )
+    store: dict[tuple, list[np.ndarray]] = {}  # each mix's leave-one-out predictions
     weights, gamma, ridge, selection_qwk, search, decomposition = _search_kernels(
-        grams, squares, gammas, y, gold, n_levels, cfg
+        grams, squares, gammas, y, gold, n_levels, cfg, store=store
     )
+    if decomposition is None:  # not so with an empty store; kept for safety
+        decomposition = _eigen(_kernel(grams, squares, weights, gamma))
 
     y_mean = float(y.mean())
     y_centered = torch.tensor(y - y_mean, dtype=torch.float64)
@@ -762,19 +768,8 @@ def fit_item_scorer(
     scorer.bias.fill_(y_mean)
 
     several_levels = len(np.unique(gold)) > 1
-    rule, held_out = "midpoints", {}  # rule -> cross-fitted levels of every response
-    thresholds = _midpoints(n_levels)
-    if len(texts) >= cfg.min_for_thresholds and several_levels:
-        held_out = {
-            name: cross_fitted_levels(loo, gold, n_levels, cfg.min_for_thresholds, rule=name)
-            for name in THRESHOLD_RULES
-        }
-        agreement = {
-            name: quadratic_weighted_kappa(gold, levels, n_levels)
-            for name, levels in held_out.items()
-        }
-        rule = max(agreement, key=lambda name: (agreement[name], name == "qwk"))
-        thresholds = THRESHOLD_RULES[rule](loo, gold, n_levels)
+    # rule -> cross-fitted levels of every response
+    rule, thresholds, held_out = _fit_cut(loo, gold, n_levels, cfg)
     scorer.thresholds.copy_(torch.tensor(thresholds, dtype=torch.float32))
     loo_level = _round_with(loo, thresholds)
 
@@ -787,17 +782,9 @@ def fit_item_scorer(
     similarity.fill_diagonal_(-2.0)
     k = min(cfg.neighbours, len(texts) - 1)
     top_similarity, top_index = similarity.topk(k, dim=1)
-    features = _confidence_features(
-        torch.tensor(loo, dtype=torch.float32),
-        torch.tensor(loo_level),
-        scorer.thresholds,
-        top_similarity,
-        scorer.train_level[top_index],
-        n_levels,
-    )
-    correct = torch.tensor(loo_level == gold, dtype=torch.float32)
-    scorer.calibrator.copy_(fit_logistic(features, correct))
-    loo_confidence = torch.sigmoid(features @ scorer.calibrator).numpy()
+    neighbours = (top_similarity, scorer.train_level[top_index])
+    calibrator, loo_confidence = _fit_confidence(loo, loo_level, thresholds, gold, neighbours, cfg)
+    scorer.calibrator.copy_(calibrator)
 
     # With one score level only (say, the teacher's first answers all got 0) agreement says
     # nothing about the grader: undefined, so the release policy never trusts it.
@@ -809,21 +796,27 @@ def fit_item_scorer(
     ):
         checked = None
     validated_qwk, curve, validation = float("nan"), [], None
+    held_out_loo = loo
     if several_levels:
         measured = np.ones(len(gold), dtype=bool) if checked is None else checked
-        if checked is None and rule in held_out:
+        confidence = loo_confidence[measured]
+        if checked is not None:
+            # Graded by graders that chose nothing on these answers (see _checked_grades).
+            held_out_loo = loo.copy()
+            held_out_loo[checked], levels, confidence = _checked_grades(
+                grams, squares, gammas, y, gold, cfg, store, checked, neighbours
+            )
+        elif rule in held_out:
             levels = held_out[rule]  # cut while choosing the rule, on every response
         else:
-            levels = cross_fitted_levels(
-                loo, gold, n_levels, cfg.min_for_thresholds, rule=rule, measured=checked
-            )[measured]
+            levels = cross_fitted_levels(loo, gold, n_levels, cfg.min_for_thresholds, rule=rule)
         validated_qwk = quadratic_weighted_kappa(gold[measured], levels, n_levels)
-        curve = release_curve(loo_confidence[measured], gold[measured], levels, n_levels)
+        curve = release_curve(confidence, gold[measured], levels, n_levels)
         validation = Validation(
             positions=np.flatnonzero(measured),
             gold=gold[measured],
             levels=np.asarray(levels),
-            confidence=loo_confidence[measured],
+            confidence=confidence,
         )
     report = FitReport(
         selection_qwk=selection_qwk,
@@ -840,9 +833,102 @@ def fit_item_scorer(
         validated_on_audit=checked is not None,
         release_curve=curve,
         loo=loo,
+        held_out_loo=held_out_loo,
         validation=validation,
     )
     return scorer, report
+
+
+def _fit_cut(
+    loo: np.ndarray,
+    gold: np.ndarray,
+    n_levels: int,
+    cfg: ScorerConfig,
+    on: np.ndarray | None = None,
+) -> tuple[str, np.ndarray, dict[str, np.ndarray]]:
+    """The level boundaries of a grader fitted on all of ``gold`` with leave-one-out predictions
+    ``loo``, chosen on the responses ``on`` marks (all by default): the rule (of
+    ``THRESHOLD_RULES``) whose cross-fitted levels agree best with the teacher there, its
+    boundaries fitted there, and each rule's cross-fitted levels there. The midpoints (and no
+    levels) when the grader has too few responses to fit boundaries or those ``on`` hold one
+    level only."""
+    on = np.ones(len(gold), dtype=bool) if on is None else on
+    if len(gold) < cfg.min_for_thresholds or len(np.unique(gold[on])) < 2:
+        return "midpoints", _midpoints(n_levels), {}
+    held_out = {
+        name: cross_fitted_levels(loo[on], gold[on], n_levels, 0, rule=name)
+        for name in THRESHOLD_RULES
+    }
+    agreement = {
+        name: quadratic_weighted_kappa(gold[on], levels, n_levels)
+        for name, levels in held_out.items()
+    }
+    rule = max(agreement, key=lambda name: (agreement[name], name == "qwk"))
+    return rule, THRESHOLD_RULES[rule](loo[on], gold[on], n_levels), held_out
+
+
+def _fit_confidence(
+    loo: np.ndarray,
+    levels: np.ndarray,
+    thresholds: np.ndarray,
+    gold: np.ndarray,
+    neighbours: tuple[torch.Tensor, torch.Tensor],
+    cfg: ScorerConfig,
+    on: np.ndarray | None = None,
+) -> tuple[torch.Tensor, np.ndarray]:
+    """The confidence model (its weights) fitted on whether the leave-one-out ``levels`` of the
+    responses ``on`` marks (all by default) are the teacher's, and every response's confidence
+    by it. ``neighbours``: each response's most similar other responses (similarity, level)."""
+    features = _confidence_features(
+        torch.tensor(loo, dtype=torch.float32),
+        torch.tensor(levels),
+        torch.tensor(np.asarray(thresholds), dtype=torch.float32),
+        *neighbours,
+        cfg.n_levels,
+    )
+    correct = torch.tensor(levels == gold, dtype=torch.float32)
+    fit_on = slice(None) if on is None else torch.from_numpy(on)
+    calibrator = fit_logistic(features[fit_on], correct[fit_on])
+    return calibrator, torch.sigmoid(features @ calibrator).numpy()
+
+
+def _checked_grades(
+    grams, squares, gammas, y, gold, cfg, store, checked, neighbours
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The leave-one-out predictions, levels and confidences of the random check's answers
+    (``checked``) that the release curve and the validated QWK are read on, each from a grader
+    whose every choice was made without it: the check is split in two halves, and for each the
+    view weights, the ridge, the level boundaries and the confidence model are chosen on the
+    other answers alone, as :func:`fit_item_scorer` chooses them on all (leave-one-out
+    predictions, so every answer is still predicted by a grader that did not learn its score).
+
+    Chosen on all the answers, the check included, the choices fit the check's answers among
+    others: a search over some hundred settings then reads a grader better than it is on answers
+    it has not seen (on ASAP-SAS, graders of 200 answers read 0.03 of QWK above what they
+    achieved on the rest of the question's answers, and the surest grades of each 0.06 above, so
+    that 3 of 7 first releases fell under the 0.80 their gates read). ``store`` holds the main
+    search's predictions, so mixes it tried are not fitted again."""
+    positions = np.flatnonzero(checked)
+    order = positions[np.random.default_rng(len(positions)).permutation(len(positions))]
+    raw = np.zeros(len(gold))
+    levels = np.zeros(len(gold), dtype=np.int64)
+    confidence = np.zeros(len(gold))
+    for half in (order[0::2], order[1::2]):
+        on = np.ones(len(gold), dtype=bool)
+        on[half] = False
+        weights, gamma, ridge, *_ = _search_kernels(
+            grams, squares, gammas, y, gold, cfg.n_levels, cfg, on=on, store=store
+        )
+        loo = store[_mix_key(gamma, weights)][cfg.ridge_grid.index(ridge)]
+        _, thresholds, _ = _fit_cut(loo, gold, cfg.n_levels, cfg, on=on)
+        half_levels = _round_with(loo, thresholds)
+        _, half_confidence = _fit_confidence(
+            loo, half_levels, thresholds, gold, neighbours, cfg, on=on
+        )
+        raw[half] = loo[half]
+        levels[half] = half_levels[half]
+        confidence[half] = half_confidence[half]
+    return raw[checked], levels[checked], confidence[checked]
 
 
 def _pairs(x: torch.Tensor) -> torch.Tensor:
@@ -874,9 +960,20 @@ def _kernel(grams, squares, weights: dict[str, float], gamma: float) -> torch.Te
     )
 
 
+def _mix_key(gamma: float, weights: dict[str, float]) -> tuple:
+    return (gamma, *(round(weights[name], 6) for name in sorted(weights)))
+
+
+def _cut_minimum(n_fitted: int, cfg: ScorerConfig) -> int:
+    """The ``min_for_thresholds`` to judge a grader fitted on ``n_fitted`` responses with, on
+    all of them or on some: its boundaries are fitted (0: whatever the responses judged) or
+    are the midpoints (more than there are), as the fitted grader's are."""
+    return 0 if n_fitted >= cfg.min_for_thresholds else n_fitted + 1
+
+
 def _search(
-    grams, squares, gamma, y, gold, n_levels, cfg
-) -> tuple[dict[str, float], float, float, list[dict[str, Any]], tuple]:
+    grams, squares, gamma, y, gold, n_levels, cfg, *, on=None, store=None
+) -> tuple[dict[str, float], float, float, list[dict[str, Any]], tuple | None]:
     """Choose view weights and the ridge by leave-one-out QWK (coordinate ascent) for the
     kernel bent by ``gamma``; returns them with the QWK they reached, the configurations tried
     and the eigendecomposition of the chosen kernel (so that no caller computes it again).
@@ -884,9 +981,17 @@ def _search(
     The QWK of a candidate is that of its leave-one-out predictions cut at boundaries fitted on
     the other half of the responses (:func:`cross_fitted_qwk`), as the fitted scorer cuts them:
     rounded at the midpoints instead, a strong ridge, whose predictions crowd the mean, reads as
-    a grader that gives every answer the middle level, however well it ranks them."""
+    a grader that gives every answer the middle level, however well it ranks them.
+
+    ``on``: judge the candidates on these responses only (all are fitted on); ``store``: a dict
+    kept between searches over the same kernels, of each mix's leave-one-out predictions per
+    ridge, so that a later search judging other responses fits no mix twice (a mix found there
+    comes without its decomposition, None)."""
     y_mean = float(y.mean())
     y_centered = torch.tensor(y - y_mean, dtype=torch.float64)
+    on = np.ones(len(gold), dtype=bool) if on is None else on
+    store = {} if store is None else store
+    minimum = _cut_minimum(len(gold), cfg)
     history: list[dict[str, Any]] = []
     cache: dict[tuple, tuple[float, float, float]] = {}
 
@@ -894,26 +999,32 @@ def _search(
         """(QWK, MSE, ridge) of the best ridge for a mix, and the mix's eigendecomposition: None
         for a mix evaluated before (kept in the cache, it cannot beat the best again; keeping
         every mix's decomposition would hold ~20 n-by-n matrices)."""
-        key = tuple(round(weights[name], 6) for name in sorted(weights))
+        key = _mix_key(gamma, weights)
         if key in cache:
             return cache[key], None
-        eigenvalues, eigenvectors = _eigen(_kernel(grams, squares, weights, gamma))
-        projected = eigenvectors.T @ y_centered
-        best = (-2.0, math.inf, cfg.ridge_grid[0])
-        for ridge in cfg.ridge_grid:
-            loo, _ = _loo(eigenvalues, eigenvectors, projected, y_centered, ridge)
-            loo = loo.numpy() + y_mean
-            qwk = cross_fitted_qwk(
-                loo, gold, n_levels, cfg.min_for_thresholds, rule=cfg.search_threshold_rule
+        decomposition = None
+        if key not in store:
+            eigenvalues, eigenvectors = decomposition = _eigen(
+                _kernel(grams, squares, weights, gamma)
             )
-            mse = float(((loo - y) ** 2).mean())
+            projected = eigenvectors.T @ y_centered
+            store[key] = [
+                _loo(eigenvalues, eigenvectors, projected, y_centered, ridge)[0].numpy() + y_mean
+                for ridge in cfg.ridge_grid
+            ]
+        best = (-2.0, math.inf, cfg.ridge_grid[0])
+        for ridge, loo in zip(cfg.ridge_grid, store[key], strict=True):
+            qwk = cross_fitted_qwk(
+                loo[on], gold[on], n_levels, minimum, rule=cfg.search_threshold_rule
+            )
+            mse = float(((loo[on] - y[on]) ** 2).mean())
             if (qwk, -mse) > (best[0], -best[1]):
                 best = (qwk, mse, ridge)
         history.append(
             {"weights": dict(weights), "gamma": gamma, "ridge": best[2], "qwk": round(best[0], 4)}
         )
         cache[key] = best
-        return best, (eigenvalues, eigenvectors)
+        return best, decomposition
 
     weights = dict.fromkeys(grams, 1.0)
     best, decomposition = evaluate(weights)
@@ -932,7 +1043,6 @@ def _search(
                     decomposition = trial_decomposition
         if not improved:
             break
-    assert decomposition is not None
     return weights, best[2], best[0], history, decomposition
 
 
@@ -944,28 +1054,29 @@ def _eigen(kernel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _search_kernels(
-    grams, squares, gammas, y, gold, n_levels, cfg
-) -> tuple[dict[str, float], float, float, float, list[dict[str, Any]], tuple]:
+    grams, squares, gammas, y, gold, n_levels, cfg, *, on=None, store=None
+) -> tuple[dict[str, float], float, float, float, list[dict[str, Any]], tuple | None]:
     """The view weights, gamma and ridge to fit with, and the eigendecomposition of that kernel:
     with one gamma, its search; with several, each gamma's search, and the gamma whose
     leave-one-out predictions agree best with the teacher when cut at boundaries searched for
     QWK on the other half of the responses (the search itself cuts at the teacher's shares,
     cheap enough for every candidate; the QWK search is closer to how the fitted scorer cuts,
-    and is run once per gamma)."""
+    and is run once per gamma). ``on`` and ``store``: as :func:`_search` takes them; the chosen
+    mix's leave-one-out predictions are then in ``store``. The decomposition is None where the
+    chosen mix came from ``store``."""
     best: tuple | None = None
     history: list[dict[str, Any]] = []
-    y_mean = float(y.mean())
-    y_centered = torch.tensor(y - y_mean, dtype=torch.float64)
+    on = np.ones(len(gold), dtype=bool) if on is None else on
+    store = {} if store is None else store
     for gamma in gammas:
         weights, ridge, qwk, tried, decomposition = _search(
-            grams, squares, gamma, y, gold, n_levels, cfg
+            grams, squares, gamma, y, gold, n_levels, cfg, on=on, store=store
         )
         history += tried
         if len(gammas) == 1:
             return weights, gamma, ridge, qwk, history, decomposition
-        eigenvalues, eigenvectors = decomposition
-        loo, _ = _loo(eigenvalues, eigenvectors, eigenvectors.T @ y_centered, y_centered, ridge)
-        held_out = cross_fitted_qwk(loo.numpy() + y_mean, gold, n_levels, cfg.min_for_thresholds)
+        loo = store[_mix_key(gamma, weights)][cfg.ridge_grid.index(ridge)]
+        held_out = cross_fitted_qwk(loo[on], gold[on], n_levels, _cut_minimum(len(gold), cfg))
         history.append({"gamma": gamma, "cross_fitted_qwk": round(held_out, 4)})
         if best is None or held_out > best[0] + 1e-4:
             best = (held_out, weights, gamma, ridge, qwk, decomposition)

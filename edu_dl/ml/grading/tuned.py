@@ -486,8 +486,15 @@ def fit_tuned_blend(
         scorer.train_level[top_index],
         n_levels,
     )
-    calibrator = fit_logistic(features, torch.tensor(level == held_gold, dtype=torch.float32))
-    confidence = torch.sigmoid(features @ calibrator).numpy()
+    correct = torch.tensor(level == held_gold, dtype=torch.float32)
+    calibrator = fit_logistic(features, correct)
+    # The release curve reads each held-out answer's confidence from a model fitted on the
+    # other half of them: fitted on the answers it then ranks, it reads its own fit.
+    confidence = np.zeros(len(held))
+    halves = np.random.default_rng(len(held)).permutation(len(held))
+    for half, other in ((halves[0::2], halves[1::2]), (halves[1::2], halves[0::2])):
+        weights = fit_logistic(features[other], correct[other])
+        confidence[half] = torch.sigmoid(features[half] @ weights).numpy()
     cross_levels = cross_fitted(blend_held)
 
     state = {key: value.detach().cpu().clone() for key, value in top.state_dict().items()}

@@ -688,3 +688,30 @@ def test_the_kernel_stays_straight_for_long_texts_or_few_answers():
 
     assert too_long.poly_gamma == 0
     assert too_few.poly_gamma == 0
+
+
+def test_the_random_check_is_graded_by_settings_chosen_without_it():
+    # Scores that the answers do not predict at all: every setting the search tries is as
+    # good as another, and the best of some hundred reads above chance on the answers it was
+    # chosen on. The random check must read what a new answer would get: chance.
+    rng = np.random.default_rng(11)
+    words = [f"w{i}" for i in range(60)]
+    fits = []
+    for _ in range(4):
+        texts = [" ".join(rng.choice(words, size=8)) for _ in range(200)]
+        scores = rng.integers(0, 3, size=200).astype(float)
+        audit = np.arange(200) < 150
+        fits.append(
+            fit_item_scorer(texts, scores, min_score=0, max_score=2, n_levels=3, audit=audit)[1]
+        )
+
+    chosen_on_all = np.mean([report.selection_qwk for report in fits])
+    on_check = np.mean([report.validated_qwk for report in fits])
+    assert all(report.validated_on_audit for report in fits)
+    assert chosen_on_all > 0.04
+    assert abs(on_check) < 0.04
+    assert on_check < chosen_on_all - 0.03
+    # The blend is measured on the same grades of the check; elsewhere the usual ones.
+    for report in fits:
+        assert not np.array_equal(report.held_out_loo[:150], report.loo[:150])
+        assert np.array_equal(report.held_out_loo[150:], report.loo[150:])
