@@ -729,8 +729,7 @@ def fit_item_scorer(
     weights, gamma, ridge, selection_qwk, search, decomposition = _search_kernels(
         grams, squares, gammas, y, gold, n_levels, cfg, store=store
     )
-    if decomposition is None:  # not so with an empty store; kept for safety
-        decomposition = _eigen(_kernel(grams, squares, weights, gamma))
+    assert decomposition is not None  # the store was empty: every mix was fitted here
 
     y_mean = float(y.mean())
     y_centered = torch.tensor(y - y_mean, dtype=torch.float64)
@@ -768,7 +767,7 @@ def fit_item_scorer(
     scorer.bias.fill_(y_mean)
 
     several_levels = len(np.unique(gold)) > 1
-    # rule -> cross-fitted levels of every response
+    # held_out: rule -> cross-fitted levels of every response
     rule, thresholds, held_out = _fit_cut(loo, gold, n_levels, cfg)
     scorer.thresholds.copy_(torch.tensor(thresholds, dtype=torch.float32))
     loo_level = _round_with(loo, thresholds)
