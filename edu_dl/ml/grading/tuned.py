@@ -413,7 +413,9 @@ def fit_tuned_blend(
 ) -> tuple[TunedBlend, dict[str, Any]]:
     """Tune the encoder's top layers on ``texts`` (levels ``gold``, identified by ``keys``,
     their positions by default) but the held-out ones, and blend them with ``scorer``, whose
-    leave-one-out predictions are ``loo``. ``previous`` (the item's earlier tuned layers) is
+    leave-one-out predictions are ``loo`` (those of the random check from settings chosen
+    without it: ``FitReport.held_out_loo``, so that the blend is measured as new answers would
+    find it). ``previous`` (the item's earlier tuned layers) is
     kept instead of tuning where :func:`retune_reason` allows. Returns the blend and its
     figures: ``validated_qwk`` and ``release_curve`` on the held-out answers, as the release
     policy reads them, and those of each part alone for comparison. ``progress`` is called after
