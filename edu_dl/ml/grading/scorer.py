@@ -538,29 +538,31 @@ THRESHOLD_RULES = {
 }
 
 
+def two_halves(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``positions`` dealt into two halves by a fixed shuffle (seeded by their number), so
+    that a cross-fit gives the same halves on every run."""
+    order = positions[np.random.default_rng(len(positions)).permutation(len(positions))]
+    return order[0::2], order[1::2]
+
+
 def cross_fitted_levels(
     loo: np.ndarray,
     gold: np.ndarray,
     n_levels: int,
     min_for_thresholds: int,
     rule: str = "qwk",
-    measured: np.ndarray | None = None,
 ) -> np.ndarray:
     """Levels of leave-one-out predictions cut at boundaries fitted without them.
 
-    The responses measured (all, or those ``measured`` marks) are split in two halves (a fixed
-    interleaving, so the levels are the same on every run); each half is cut at boundaries
-    fitted by ``rule`` on every other response. Too few responses to fit boundaries: the
-    midpoints, as the scorer itself then uses (whatever ``rule`` says, "midpoints" included).
-    Only the measured positions of the result are meaningful.
+    The responses are split in two halves (:func:`two_halves`, the same on every run); each
+    half is cut at boundaries fitted by ``rule`` on the other. Too few responses to fit
+    boundaries: the midpoints, as the scorer itself then uses (whatever ``rule`` says,
+    "midpoints" included).
     """
-    on = np.arange(len(gold)) if measured is None else np.flatnonzero(measured)
-    levels = np.zeros(len(gold), dtype=np.int64)
     if len(gold) < min_for_thresholds:
-        levels[on] = _round_with(loo[on], _midpoints(n_levels))
-        return levels
-    order = on[np.random.default_rng(len(on)).permutation(len(on))]
-    for apply_to in (order[0::2], order[1::2]):
+        return _round_with(loo, _midpoints(n_levels)).astype(np.int64)
+    levels = np.zeros(len(gold), dtype=np.int64)
+    for apply_to in two_halves(np.arange(len(gold))):
         fit_on = np.ones(len(gold), dtype=bool)
         fit_on[apply_to] = False
         thresholds = THRESHOLD_RULES[rule](loo[fit_on], gold[fit_on], n_levels)
@@ -907,12 +909,10 @@ def _checked_grades(
     achieved on the rest of the question's answers, and the surest grades of each 0.06 above, so
     that 3 of 7 first releases fell under the 0.80 their gates read). ``store`` holds the main
     search's predictions, so mixes it tried are not fitted again."""
-    positions = np.flatnonzero(checked)
-    order = positions[np.random.default_rng(len(positions)).permutation(len(positions))]
     raw = np.zeros(len(gold))
     levels = np.zeros(len(gold), dtype=np.int64)
     confidence = np.zeros(len(gold))
-    for half in (order[0::2], order[1::2]):
+    for half in two_halves(np.flatnonzero(checked)):
         on = np.ones(len(gold), dtype=bool)
         on[half] = False
         weights, gamma, ridge, *_ = _search_kernels(

@@ -54,6 +54,7 @@ from edu_dl.ml.grading.scorer import (
     fit_logistic,
     release_curve,
     share_thresholds,
+    two_halves,
 )
 from edu_dl.ml.metrics import quadratic_weighted_kappa
 
@@ -493,8 +494,8 @@ def fit_tuned_blend(
     # The release curve reads each held-out answer's confidence from a model fitted on the
     # other half of them: fitted on the answers it then ranks, it reads its own fit.
     confidence = np.zeros(len(held))
-    halves = np.random.default_rng(len(held)).permutation(len(held))
-    for half, other in ((halves[0::2], halves[1::2]), (halves[1::2], halves[0::2])):
+    first, second = two_halves(np.arange(len(held)))
+    for half, other in ((first, second), (second, first)):
         weights = fit_logistic(features[other], correct[other])
         confidence[half] = torch.sigmoid(features[half] @ weights).numpy()
     cross_levels = cross_fitted(blend_held)
