@@ -469,9 +469,9 @@ def fit_confidence_model(
     surest 40 % of grades agreed at 0.872 against 0.843, its surest 60 % at 0.834 against 0.819
     (its confidence fitted on 15 % of each question's answers; calibration error 0.080 against
     0.078)."""
-    correct = torch.as_tensor(np.asarray(levels) == np.asarray(gold), dtype=torch.float32)
-    x = features.to(torch.float64)
     miss = torch.as_tensor((np.asarray(levels) - np.asarray(gold)) ** 2, dtype=torch.float64)
+    correct = (miss == 0).to(torch.float32)
+    x = features.to(torch.float64)
     penalty = ridge * torch.eye(x.shape[1], dtype=torch.float64)
     penalty[0, 0] = 0.0  # the constant is not shrunk
     beta = torch.linalg.solve(x.T @ x + penalty, x.T @ miss)
@@ -844,7 +844,7 @@ def fit_item_scorer(
     neighbours = (top_similarity, scorer.train_level[top_index])
     calibrator, loo_confidence = _fit_confidence(loo, loo_level, thresholds, gold, neighbours, cfg)
     cfg.confidence_features = calibrator.numel()
-    scorer.calibrator = calibrator.clone()
+    scorer.calibrator = calibrator
 
     # With one score level only (say, the teacher's first answers all got 0) agreement says
     # nothing about the grader: undefined, so the release policy never trusts it.
