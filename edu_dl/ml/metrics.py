@@ -92,6 +92,7 @@ def subset_agreement(
     quantile: float = 0.05,
     draws: int = 400,
     seed: int = 0,
+    prior: float = 0.0,
 ) -> tuple[float, float]:
     """How well the ratings ``inside`` a subset agree, on the QWK scale of all the ratings, and
     a lower confidence bound on it.
@@ -104,6 +105,13 @@ def subset_agreement(
     kappa reads as chance agreement. The bound is the ``quantile`` over ``draws`` bootstrap
     resamples of the subset (deterministic for a given ``seed``). NaN for an empty subset or
     when chance disagreement is 0 (one level on both sides).
+
+    ``prior``: how many answers of the whole's mean disagreement each resample holds besides
+    the subset's. The bootstrap alone reads a small subset that happens to hold no miss as
+    flawless (every resample agrees perfectly), and the surest few of a grader's answers are
+    the ones most likely to look so by chance; with a prior the bound of a small subset stays
+    near the whole's agreement until its size outweighs that, while a large subset's bound
+    barely moves. The estimate itself (the first figure) is the subset's alone.
     """
     gold, predicted = _ratings(gold, predicted, n_levels)
     inside = np.asarray(inside, dtype=bool).ravel()
@@ -119,7 +127,10 @@ def subset_agreement(
     if not chance > 0:
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
-    resampled = misses[rng.integers(0, misses.size, size=(draws, misses.size))].mean(axis=1)
+    resampled = misses[rng.integers(0, misses.size, size=(draws, misses.size))].sum(axis=1)
+    if prior > 0:
+        resampled = resampled + prior * float(weights[gold, predicted].mean())
+    resampled = resampled / (misses.size + max(prior, 0.0))
     return (
         float(1.0 - misses.mean() / chance),
         float(1.0 - np.quantile(resampled, 1.0 - quantile) / chance),

@@ -641,6 +641,9 @@ def cross_fitted_qwk(
 # too little).
 RELEASE_CURVE_STEPS = 20
 RELEASE_CURVE_MIN_ANSWERS = 30
+# The low end of a point's agreement counts this many answers of the whole curve's mean miss
+# besides the point's own (see subset_agreement's prior).
+RELEASE_BOUND_PRIOR = 10.0
 
 
 def release_curve(
@@ -688,7 +691,12 @@ def release_curve(
         if too_few or (points and points[-1]["answers"] == size):
             continue
         qwk, low = subset_agreement(
-            all_gold, all_levels, n_levels, np.concatenate([inside, earlier]), seed=step
+            all_gold,
+            all_levels,
+            n_levels,
+            np.concatenate([inside, earlier]),
+            seed=step,
+            prior=RELEASE_BOUND_PRIOR,
         )
         points.append(
             {

@@ -454,6 +454,35 @@ def test_subset_agreement_is_kappa_on_the_whole_and_does_not_punish_a_subset_of_
         subset_agreement([0, 1], [0, 1], 4, [True])
 
 
+def test_a_prior_keeps_a_small_flawless_subset_from_vouching_for_perfect_agreement():
+    rng = np.random.default_rng(2)
+    gold = rng.integers(0, 4, 2000)
+    predicted = np.where(rng.random(2000) < 0.6, gold, rng.integers(0, 4, 2000))
+    whole = quadratic_weighted_kappa(gold, predicted, 4)
+    right = np.flatnonzero(gold == predicted)
+    small = np.zeros(2000, dtype=bool)
+    small[right[:30]] = True  # 30 answers, every one right
+    large = np.zeros(2000, dtype=bool)
+    large[right[:600]] = True
+
+    # Without a prior the bootstrap reads 30 right answers as certain perfection.
+    assert subset_agreement(gold, predicted, 4, small) == (1.0, 1.0)
+    estimate, low = subset_agreement(gold, predicted, 4, small, prior=10)
+    assert estimate == 1.0  # the estimate is the subset's own
+    # 10 answers of the whole's mean miss among 40: a quarter of the whole's disagreement.
+    assert low == pytest.approx(1 - (1 - whole) * 10 / 40, abs=1e-9)
+    # A large subset outweighs the prior.
+    _, large_low = subset_agreement(gold, predicted, 4, large, prior=10)
+    assert large_low > 1 - (1 - whole) * 10 / 600
+    # No prior, no change: the bound of a subset with misses is as before.
+    mixed = np.arange(2000) < 300
+    assert subset_agreement(gold, predicted, 4, mixed, prior=0) == subset_agreement(
+        gold, predicted, 4, mixed
+    )
+    # A subset better than the whole is read a little worse with the prior.
+    assert large_low < subset_agreement(gold, predicted, 4, large)[1]
+
+
 def test_a_grader_records_its_release_curve_on_the_answers_it_was_validated_on():
     texts = (GOOD + PARTIAL + WRONG) * 15
     scores = ([2.0] * 4 + [1.0] * 4 + [0.0] * 4) * 15
