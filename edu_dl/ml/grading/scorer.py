@@ -661,7 +661,8 @@ def release_curve(
     confident first: the confidence of the least confident answer in it (every answer at or
     above it is in), its agreement with the teacher on the item's QWK scale with a lower 95 %
     bound (``qwk``, ``qwk_low``: :func:`edu_dl.ml.metrics.subset_agreement`, the kappa the item
-    would have if all its grades were as good as these), its exact agreement and its size. The
+    would have if all its grades were as good as these; the bound with a prior of
+    ``RELEASE_BOUND_PRIOR`` answers), its exact agreement and its size. The
     release policy releases a grade whose confidence reaches a point whose bound is high enough
     (:func:`edu_dl.ml.grading.policy.release_gate`): a grader that is only fair over all
     answers can still be trusted on those it is sure of.
