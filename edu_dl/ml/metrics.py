@@ -127,10 +127,10 @@ def subset_agreement(
     if not chance > 0:
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
+    prior = max(prior, 0.0)
     resampled = misses[rng.integers(0, misses.size, size=(draws, misses.size))].sum(axis=1)
-    if prior > 0:
-        resampled = resampled + prior * float(weights[gold, predicted].mean())
-    resampled = resampled / (misses.size + max(prior, 0.0))
+    whole_miss = float(weights[gold, predicted].mean())
+    resampled = (resampled + prior * whole_miss) / (misses.size + prior)
     return (
         float(1.0 - misses.mean() / chance),
         float(1.0 - np.quantile(resampled, 1.0 - quantile) / chance),
