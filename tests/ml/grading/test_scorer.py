@@ -474,7 +474,7 @@ def test_a_prior_keeps_a_small_flawless_subset_from_vouching_for_perfect_agreeme
     # A large subset outweighs the prior.
     _, large_low = subset_agreement(gold, predicted, 4, large, prior=10)
     assert large_low > 1 - (1 - whole) * 10 / 600
-    # No prior, no change: the bound of a subset with misses is as before.
+    # A prior of 0 is the default: the plain bootstrap, as the first assertion read it.
     mixed = np.arange(2000) < 300
     assert subset_agreement(gold, predicted, 4, mixed, prior=0) == subset_agreement(
         gold, predicted, 4, mixed
