@@ -25,7 +25,6 @@ from edu_dl.ml.grading.scorer import (
     fit_item_scorer,
     levels_of,
     release_curve,
-    two_halves,
 )
 from edu_dl.ml.grading.tuned import (
     TuneConfig,
@@ -214,7 +213,6 @@ def train_grader(
     released_before: ReleasedSample | None = None,
     random_check: bool = False,
     progress: Callable[[int, int], None] | None = None,
-    check_by_halves: bool = True,
 ) -> TrainedGrader:
     """Fit an item's grader on its teacher-scored responses; ``audit`` marks those of the
     item's random check, which the validated QWK is measured on (see fit_item_scorer).
@@ -231,11 +229,7 @@ def train_grader(
     item's answers have a random check (``audit`` marks it), so only a grader measured on it may
     release its grades; one measured on other answers (the random check holds too few yet) gets
     an empty release curve and says why in ``release_waits``. ``progress`` hears of each tuning
-    epoch: (epoch, epochs).
-
-    With a random check the grader releases on, the check is graded as the answers waiting in
-    the queue are (``check_by_halves``, see :func:`_graded_by_halves`): its validated QWK and
-    release curve are read on those grades."""
+    epoch: (epoch, epochs)."""
     if not (len(texts) == len(scores) == len(keys)):
         raise ValueError("texts, scores and keys differ in length")
     if len(texts) < MIN_SCORED_RESPONSES:
@@ -323,125 +317,16 @@ def train_grader(
             "one score, are scored"
         )
     validation = figures["validation"] if tuning else report.validation
-    grader = TrainedGrader(
+    metrics.update(
+        _release_record(validation, keys, n_levels, released_before, measure_curve=releases)
+    )
+    return TrainedGrader(
         scorer=scorer.eval(),
         keys=list(keys),
         scores=[float(s) for s in scores],
         encoder_name=encoder.name if encoder is not None else "",
         metrics=metrics,
         tuned=blend,
-    )
-    if check_by_halves and random_check and releases and audit is not None:
-        forward = _graded_by_halves(
-            grader,
-            texts,
-            scores,
-            keys,
-            np.asarray(audit, dtype=bool),
-            n_levels=n_levels,
-            min_score=min_score,
-            max_score=max_score,
-            reference_answer=reference_answer,
-            encoder=encoder,
-            config=config,
-            tune=tune if tuning else None,
-        )
-        if forward is not None:
-            validation = forward
-            metrics["validated_qwk_in_fit"] = metrics["validated_qwk"]
-            metrics["validated_qwk"] = _qwk_or_none(
-                quadratic_weighted_kappa(forward.gold, forward.levels, n_levels)
-            )
-            metrics["validated_answers"] = len(forward.positions)
-            metrics["release_curve"] = release_curve(
-                forward.confidence, forward.gold, forward.levels, n_levels
-            )
-            metrics["check_graded_by"] = "graders fitted without each half of it"
-    metrics.update(
-        _release_record(validation, keys, n_levels, released_before, measure_curve=releases)
-    )
-    return grader
-
-
-def _graded_by_halves(
-    grader: TrainedGrader,
-    texts: list[str],
-    scores: list[float],
-    keys: list[Any],
-    audit: np.ndarray,
-    *,
-    n_levels: int,
-    min_score: float,
-    max_score: float,
-    reference_answer: str,
-    encoder: Encoder | None,
-    config: ScorerConfig | None,
-    tune: TuneConfig | None,
-) -> Validation | None:
-    """The random check's grades as the answers waiting in the queue get theirs: the check is
-    split in two halves (:func:`edu_dl.ml.grading.scorer.two_halves`), and each half is graded,
-    through :meth:`TrainedGrader.grade`, by a grader trained as ``grader`` was on every other
-    answer, the other half of the check serving as its check (``grader``'s tuned layers, which
-    learnt from no answer of the check, are kept). None where a half is too small to grade on
-    or a grader of the other answers would be of another kind (tuned or not): the figures of
-    the fit stand then.
-
-    Read inside the fit (leave-one-out predictions, a confidence model fitted on the other
-    half), the check can read a young grader far better than it grades new answers. In the
-    review simulation of ASAP-SAS question 7, the grader of the seventh retrain (350 answers: the
-    check's 246, 50 in arrival order and 54 the queue chose) read its surest 35 % of the check
-    at 0.948 inside the fit (low end 0.869), which opened the gate on 46 % of the answers
-    waiting; its grades of those at confidence 0.70 and above (44 %) agreed at 0.745. Graded
-    here, the same share of the check read 0.726 and its surest share 0.926 with a low end of
-    0.772, under the bar: the gate stays shut. The graders fitted here learnt from fewer answers
-    than the one that serves, so the check reads it a little worse than it is."""
-    checked = np.flatnonzero(audit)
-    minimum = (tune.min_validation if tune is not None else ScorerConfig().min_audited) * 2
-    if len(checked) < minimum:
-        return None
-    if grader.tuned is not None:
-        learnt = set(grader.tuned.config.get("trained_keys") or [])
-        if any(keys[i] in learnt for i in checked):
-            return None  # early on, half the check is tuned on (tuned._held_out)
-    gold = levels_of(scores, min_score=min_score, max_score=max_score, n_levels=n_levels)
-    levels = np.zeros(len(texts), dtype=np.int64)
-    confidence = np.zeros(len(texts))
-    for half in two_halves(checked):
-        rest = np.setdiff1d(np.arange(len(texts)), half)
-        if len(np.unique(gold[np.intersect1d(rest, checked)])) < 2:
-            return None
-        if tune is not None and len(rest) < tune.min_responses:
-            return None
-        partial = train_grader(
-            [texts[i] for i in rest],
-            [scores[i] for i in rest],
-            [keys[i] for i in rest],
-            min_score=min_score,
-            max_score=max_score,
-            reference_answer=reference_answer,
-            encoder=encoder,
-            config=config,
-            # The tuned blend is fitted on the other half; the kernel grader alone needs none.
-            audit=list(audit[rest]) if tune is not None else None,
-            tune=tune,
-            previous=grader if tune is not None else None,
-            random_check=True,
-            check_by_halves=False,
-        )
-        if (partial.tuned is None) != (grader.tuned is None) or (
-            partial.tuned is not None and not partial.metrics["tuned"]["layers_kept"]
-        ):
-            return None
-        graded = partial.grade([texts[i] for i in half], encoder=encoder, explain=False)
-        levels[half] = levels_of(
-            [p.score for p in graded], min_score=min_score, max_score=max_score, n_levels=n_levels
-        )
-        confidence[half] = [p.confidence for p in graded]
-    return Validation(
-        positions=checked,
-        gold=gold[checked],
-        levels=levels[checked],
-        confidence=confidence[checked],
     )
 
 

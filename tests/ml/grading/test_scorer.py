@@ -33,7 +33,6 @@ from edu_dl.ml.grading.scorer import (
     fit_thresholds,
     release_curve,
     share_thresholds,
-    two_halves,
 )
 from edu_dl.ml.metrics import (
     expected_calibration_error,
@@ -804,57 +803,3 @@ def test_the_random_check_is_graded_by_settings_chosen_without_it():
     for report in fits:
         assert not np.array_equal(report.held_out_loo[:150], report.loo[:150])
         assert np.array_equal(report.held_out_loo[150:], report.loo[150:])
-
-
-def test_the_random_check_is_graded_as_the_waiting_answers_are():
-    # 204 answers, the check every other one (102): enough to halve.
-    texts, scores = make_answers(repeats=17)
-    texts = [f"{t} {'so' * (i % 7)}".strip() for i, t in enumerate(texts)]
-    keys = list(range(len(texts)))
-    audit = [i % 2 == 0 for i in keys]
-
-    grader = train_grader(
-        texts, scores, keys, min_score=0, max_score=2, audit=audit, random_check=True
-    )
-
-    assert grader.metrics["check_graded_by"] == "graders fitted without each half of it"
-    grades = {
-        key: (gold, level, conf) for key, gold, level, conf in grader.metrics["validation_grades"]
-    }
-    assert sorted(grades) == keys[::2]
-    # Each half's grades are those of a grader trained on every other answer, through grade().
-    for half in two_halves(np.array(keys[::2])):
-        rest = [i for i in keys if i not in set(half.tolist())]
-        partial = train_grader(
-            [texts[i] for i in rest],
-            [scores[i] for i in rest],
-            rest,
-            min_score=0,
-            max_score=2,
-            check_by_halves=False,
-        )
-        graded = partial.grade([texts[i] for i in half], explain=False)
-        for i, prediction in zip(half, graded, strict=True):
-            gold, level, conf = grades[int(i)]
-            assert level == int(prediction.score) and gold == int(scores[i])
-            assert conf == pytest.approx(prediction.confidence, abs=1e-4)
-    # The gate reads its curve on those grades.
-    gold, levels, conf = (np.array(column) for column in zip(*grades.values(), strict=True))
-    assert grader.metrics["release_curve"] == release_curve(conf, gold, levels, 3)
-    assert grader.metrics["validated_qwk"] == pytest.approx(
-        quadratic_weighted_kappa(gold, levels, 3), abs=1e-4
-    )
-
-
-def test_a_check_too_small_to_halve_is_read_inside_the_fit():
-    texts, scores = make_answers(repeats=10)
-    keys = list(range(len(texts)))
-    small = [i % 2 == 0 for i in keys]  # 60 answers: halves of 30, under the 50 to measure on
-
-    grader = train_grader(
-        texts, scores, keys, min_score=0, max_score=2, audit=small, random_check=True
-    )
-
-    assert grader.metrics["validated_on"] == "random check"
-    assert "check_graded_by" not in grader.metrics
-    assert grader.metrics["release_curve"]

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from edu_dl.ml.grading.pipeline import GraderUnavailable, TrainedGrader, train_grader
-from edu_dl.ml.grading.scorer import fit_item_scorer, levels_of, two_halves
+from edu_dl.ml.grading.scorer import fit_item_scorer, levels_of
 from edu_dl.ml.grading.tuned import (
     TuneConfig,
     TunedBlend,
@@ -409,47 +409,3 @@ def test_tuned_layers_are_kept_only_for_the_same_encoder_and_tuning_settings():
     assert retune_reason(None, encoder_name="x", config=KEEPING, keys=keys, held=held) == (
         "no earlier tuned layers"
     )
-
-
-def test_a_tuned_graders_random_check_is_graded_by_graders_that_keep_its_layers():
-    encoder = TunableEncoder()
-    texts, scores = answers()
-    keys = [1000 + i for i in range(len(texts))]
-    audit = [i % 2 == 0 for i in range(len(texts))]  # 36 answers: halves of 18, at least 10
-
-    grader = train_grader(
-        texts,
-        scores,
-        keys,
-        min_score=0,
-        max_score=2,
-        encoder=encoder,
-        audit=audit,
-        tune=KEEPING,
-        random_check=True,
-    )
-
-    assert grader.metrics["check_graded_by"] == "graders fitted without each half of it"
-    grades = {row[0]: row[1:] for row in grader.metrics["validation_grades"]}
-    assert sorted(grades) == keys[::2]
-    half = two_halves(np.arange(0, len(texts), 2))[0]
-    rest = [i for i in range(len(texts)) if i not in set(half.tolist())]
-    partial = train_grader(
-        [texts[i] for i in rest],
-        [scores[i] for i in rest],
-        [keys[i] for i in rest],
-        min_score=0,
-        max_score=2,
-        encoder=encoder,
-        audit=[audit[i] for i in rest],
-        tune=KEEPING,
-        previous=grader,
-        check_by_halves=False,
-    )
-    # The layers the grader tuned, on no answer of the check, grade it: not tuned again.
-    assert partial.metrics["tuned"]["layers_kept"] is True
-    graded = partial.grade([texts[i] for i in half], encoder=encoder, explain=False)
-    for i, prediction in zip(half, graded, strict=True):
-        gold, level, confidence = grades[keys[i]]
-        assert level == int(prediction.score) and gold == int(scores[i])
-        assert confidence == pytest.approx(prediction.confidence, abs=1e-4)
