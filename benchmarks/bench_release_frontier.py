@@ -48,12 +48,8 @@ class Item:
 
     def __init__(self, gold, predicted, confidence, audited):
         audited = np.asarray(audited, dtype=bool)
-        gold = np.asarray(gold, dtype=np.float64)
-        predicted = np.asarray(predicted, dtype=np.float64)
         order = np.lexsort((-np.asarray(confidence, dtype=np.float64), audited))
-        gold, predicted = np.rint(gold).astype(np.int64), np.rint(predicted).astype(np.int64)
-        lowest = min(gold.min(), predicted.min())
-        self.gold, self.predicted = (gold - lowest)[order], (predicted - lowest)[order]
+        self.gold, self.predicted = gold[order], predicted[order]
         self.eligible = int((~audited).sum())
         self.n_levels = int(max(self.gold.max(), self.predicted.max())) + 1
         self.final = [self.final_qwk(self.count(share)) for share in SHARES]
@@ -83,9 +79,11 @@ class Item:
         return best
 
 
-def read(path: Path, *, audit_share: float, seed: int) -> dict[str, Item]:
-    """The CSV's answers by item; ``audit_share`` of each item's drawn at random (``seed``)
-    for the random check."""
+def read_predictions(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The CSV's answers by item (ordered by item id, shorter first): the teacher's and the
+    grader's levels (scores in whole points, counted from the item's lowest) and the
+    confidences. ValueError naming the file and line of a missing column or a value that is
+    not a number."""
     columns: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
@@ -102,12 +100,23 @@ def read(path: Path, *, audit_share: float, seed: int) -> dict[str, Item]:
             columns[record["item_id"]].append(values)
     if not columns:
         raise ValueError(f"{path}: no answers")
-    rng = np.random.default_rng(seed)
     items = {}
     for item_id, values in sorted(columns.items(), key=lambda kv: (len(kv[0]), kv[0])):
-        gold, predicted, confidence = zip(*values, strict=True)
-        items[item_id] = Item(gold, predicted, confidence, rng.random(len(gold)) < audit_share)
+        gold, predicted, confidence = (np.array(column) for column in zip(*values, strict=True))
+        gold, predicted = np.rint(gold).astype(np.int64), np.rint(predicted).astype(np.int64)
+        lowest = min(gold.min(), predicted.min())
+        items[item_id] = (gold - lowest, predicted - lowest, confidence)
     return items
+
+
+def read(path: Path, *, audit_share: float, seed: int) -> dict[str, Item]:
+    """The CSV's answers by item (:func:`read_predictions`); ``audit_share`` of each item's
+    drawn at random (``seed``) for the random check."""
+    rng = np.random.default_rng(seed)
+    return {
+        item_id: Item(gold, predicted, confidence, rng.random(len(gold)) < audit_share)
+        for item_id, (gold, predicted, confidence) in read_predictions(path).items()
+    }
 
 
 def least_hand(items: dict[str, Item], bar: float) -> tuple[float, float, dict[str, float]]:

@@ -29,14 +29,14 @@ ASAP-SAS and ASAP-AES score.
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench_release_frontier import read_predictions  # the CSV's reader, beside this script
 
 from edu_dl.ml.grading.policy import point_agreement, release_gate
 from edu_dl.ml.grading.scorer import release_curve
@@ -60,23 +60,6 @@ def walk_gate(curve, *, min_qwk: float, min_confidence: float) -> float | None:
 GATES = {"walk": walk_gate, "any": any_point_gate}
 
 
-def read(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    columns = defaultdict(lambda: ([], [], []))
-    with path.open(newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            gold, predicted, confidence = columns[row["item_id"]]
-            gold.append(float(row["gold"]))
-            predicted.append(float(row["predicted"]))
-            confidence.append(float(row["confidence"]))
-    items = {}
-    for item_id, (gold, predicted, confidence) in columns.items():
-        gold_levels = np.rint(gold).astype(np.int64)
-        predicted_levels = np.rint(predicted).astype(np.int64)
-        lowest = min(gold_levels.min(), predicted_levels.min())
-        items[item_id] = (gold_levels - lowest, predicted_levels - lowest, np.array(confidence))
-    return items
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("predictions", type=Path)
@@ -86,15 +69,17 @@ def main() -> None:
     parser.add_argument("--min-confidence", type=float, default=0.5)
     args = parser.parse_args()
 
-    items = read(args.predictions)
+    try:
+        items = read_predictions(args.predictions)
+    except (OSError, ValueError) as error:
+        parser.error(str(error))
     total = sum(len(gold) for gold, _, _ in items.values())
     released_answers = dict.fromkeys(GATES, 0.0)
     print(
         f"check {args.check_share:.0%} of each item's answers, {args.draws} draws, "
         f"bar {args.min_qwk}, least confidence {args.min_confidence}"
     )
-    for item_id in sorted(items, key=lambda key: (len(key), key)):
-        gold, predicted, confidence = items[item_id]
+    for item_id, (gold, predicted, confidence) in items.items():
         n_levels = int(max(gold.max(), predicted.max())) + 1
         figures = {name: ([], []) for name in GATES}
         for draw in range(args.draws):
